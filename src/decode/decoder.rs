@@ -1,0 +1,845 @@
+//! The push decoder: `decode(&[u8])` takes bytes as they arrive (any chunking), `finish()`
+//! marks the end of the input, `flush()` hands over a `RecordBatch`. It never does I/O, so
+//! files, gzip streams and S3 bodies all feed it the same way.
+
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, RecordBatchOptions};
+use arrow::datatypes::SchemaRef;
+use memchr::{memchr, memchr_iter, memrchr};
+
+use super::bad_lines::{BadLineReason, BadLineSample, BadLines};
+use super::columns::ColumnBuilder;
+use super::number::{normalise_unix_time, parse_number};
+use crate::error::{Error, Result};
+use crate::format::{FIELDS, FieldKind, FlowFormat, FormatProblem, flows_schema, is_header_line};
+use crate::time_range::TimeRange;
+
+/// UTF-8 is checked a block of lines at a time rather than per field.
+const UTF8_BLOCK: usize = 64 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct DecoderOptions {
+    /// Catalog indices of the columns to produce, in output order; `None` for all.
+    pub projection: Option<Vec<usize>>,
+    pub batch_size: usize,
+    /// The format of records before any header line (`--format`, else default v2).
+    pub default_format: FlowFormat,
+    /// Turn the first bad line into an error instead of counting it.
+    pub strict: bool,
+    /// Lines longer than this (bytes, without the newline) are bad.
+    pub max_line_len: usize,
+    /// Rows outside this window are dropped while decoding (`--since` / `--until`).
+    pub time_range: TimeRange,
+}
+
+impl Default for DecoderOptions {
+    fn default() -> Self {
+        DecoderOptions {
+            projection: None,
+            batch_size: 8192,
+            default_format: FlowFormat::default_v2(),
+            strict: false,
+            max_line_len: 16 * 1024,
+            time_range: TimeRange::ALL,
+        }
+    }
+}
+
+/// A header named a field flowlens does not know; its column is skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownField {
+    pub field: String,
+    pub location: String,
+    pub line: u64,
+}
+
+impl std::fmt::Display for UnknownField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: unknown field `{}` in header: its column is skipped",
+            self.location, self.line, self.field
+        )
+    }
+}
+
+/// Where each field of the current format goes.
+struct Layout {
+    field_count: usize,
+    /// Per position in the record: the output column it fills, if projected.
+    slots: Vec<Option<usize>>,
+    /// Output columns the current format does not have: NULL in every row.
+    missing: Vec<usize>,
+    start_pos: Option<usize>,
+    end_pos: Option<usize>,
+    header: String,
+}
+
+impl Layout {
+    fn new(format: &FlowFormat, out_fields: &[usize]) -> Self {
+        let mut slots = Vec::with_capacity(format.len());
+        let mut present = vec![false; out_fields.len()];
+        let mut start_pos = None;
+        let mut end_pos = None;
+        for (pos, field) in format.positions().iter().enumerate() {
+            let slot = field.and_then(|idx| out_fields.iter().position(|&o| o == idx));
+            if let Some(col) = slot {
+                present[col] = true;
+            }
+            match field.map(|idx| FIELDS[idx].name) {
+                Some("start") => start_pos = Some(pos),
+                Some("end") => end_pos = Some(pos),
+                _ => {}
+            }
+            slots.push(slot);
+        }
+        Layout {
+            field_count: format.len(),
+            slots,
+            missing: (0..out_fields.len()).filter(|&c| !present[c]).collect(),
+            start_pos,
+            end_pos,
+            header: format.header(),
+        }
+    }
+}
+
+pub struct Decoder {
+    options: DecoderOptions,
+    schema: SchemaRef,
+    kinds: Vec<FieldKind>,
+    columns: Vec<ColumnBuilder>,
+    out_fields: Vec<usize>,
+    layout: Layout,
+    location: String,
+    /// Bytes of a line not yet ended by a newline.
+    carry: Vec<u8>,
+    /// The carried line is already over `max_line_len`: drop bytes until its newline.
+    carry_too_long: bool,
+    /// Lines seen so far in the current input: the number of the line being decoded.
+    line: u64,
+    rows: usize,
+    bad: BadLines,
+    warnings: Vec<UnknownField>,
+    spans: Vec<(usize, usize)>,
+    numbers: Vec<Option<i64>>,
+    utf8_valid_end: usize,
+}
+
+impl Decoder {
+    pub fn new(options: DecoderOptions) -> Self {
+        let out_fields: Vec<usize> = match &options.projection {
+            Some(p) => p.clone(),
+            None => (0..FIELDS.len()).collect(),
+        };
+        let full = flows_schema();
+        let schema = Arc::new(
+            full.project(&out_fields)
+                .unwrap_or_else(|_| full.as_ref().clone()),
+        );
+        let kinds: Vec<FieldKind> = out_fields.iter().map(|&i| FIELDS[i].kind).collect();
+        let columns = kinds
+            .iter()
+            .map(|&k| ColumnBuilder::new(k, options.batch_size))
+            .collect();
+        let layout = Layout::new(&options.default_format, &out_fields);
+        Decoder {
+            numbers: vec![None; out_fields.len()],
+            schema,
+            kinds,
+            columns,
+            out_fields,
+            layout,
+            location: String::from("<input>"),
+            carry: Vec::new(),
+            carry_too_long: false,
+            line: 0,
+            rows: 0,
+            bad: BadLines::default(),
+            warnings: Vec::new(),
+            spans: Vec::with_capacity(64),
+            utf8_valid_end: 0,
+            options,
+        }
+    }
+
+    /// The schema of the batches this decoder produces.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Starts a new input (file or object) named `location`: line numbers restart and the
+    /// format goes back to the default until a header says otherwise. Rows already decoded
+    /// stay buffered, so small files share batches.
+    pub fn start_input(&mut self, location: impl Into<String>) {
+        self.location = location.into();
+        self.carry.clear();
+        self.carry_too_long = false;
+        self.line = 0;
+        self.layout = Layout::new(&self.options.default_format, &self.out_fields);
+    }
+
+    /// Rows buffered and not yet flushed.
+    pub fn buffered_rows(&self) -> usize {
+        self.rows
+    }
+
+    /// True when a batch is full: call [`Decoder::flush`] before decoding more.
+    pub fn is_full(&self) -> bool {
+        self.rows >= self.options.batch_size
+    }
+
+    /// Decodes complete lines from `buf`, keeping a trailing partial line for the next call.
+    /// Returns how many bytes were consumed; fewer than `buf.len()` only when the batch is
+    /// full, and then the caller flushes and calls again with the rest.
+    pub fn decode(&mut self, buf: &[u8]) -> Result<usize> {
+        let mut consumed = 0;
+        if !self.carry.is_empty() || self.carry_too_long {
+            let Some(nl) = memchr(b'\n', buf) else {
+                self.carry_partial(buf);
+                return Ok(buf.len());
+            };
+            self.carry_partial(&buf[..nl]);
+            self.end_carried_line()?;
+            consumed = nl + 1;
+        }
+        let rest = &buf[consumed..];
+        let complete = match memrchr(b'\n', rest) {
+            Some(last) => last + 1,
+            None => 0,
+        };
+        let region = &rest[..complete];
+        self.utf8_valid_end = 0;
+        let mut pos = 0;
+        while pos < region.len() && !self.is_full() {
+            let len = memchr(b'\n', &region[pos..]).unwrap_or(region.len() - pos);
+            let utf8_ok = self.region_utf8_ok(region, pos, pos + len);
+            self.line += 1;
+            self.decode_line(&region[pos..pos + len], utf8_ok)?;
+            pos += len + 1;
+        }
+        consumed += pos;
+        if pos >= region.len() && !self.is_full() {
+            self.carry_partial(&rest[complete..]);
+            consumed = buf.len();
+        }
+        Ok(consumed)
+    }
+
+    /// Marks the end of the input: a last line without a newline is decoded now.
+    pub fn finish(&mut self) -> Result<()> {
+        if !self.carry.is_empty() || self.carry_too_long {
+            self.end_carried_line()?;
+        }
+        Ok(())
+    }
+
+    /// Hands over the buffered rows as a batch (`None` when there are none).
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let arrays = self
+            .columns
+            .iter_mut()
+            .map(|c| c.finish())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|source| self.arrow_error(source))?;
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
+        let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
+            .map_err(|source| self.arrow_error(source))?;
+        self.rows = 0;
+        Ok(Some(batch))
+    }
+
+    /// Bad lines seen since the last call, handed over.
+    pub fn take_bad_lines(&mut self) -> BadLines {
+        std::mem::take(&mut self.bad)
+    }
+
+    /// Unknown field names met in headers since the last call, handed over.
+    pub fn take_unknown_fields(&mut self) -> Vec<UnknownField> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn arrow_error(&self, source: arrow::error::ArrowError) -> Error {
+        Error::Arrow {
+            location: self.location.clone(),
+            source,
+        }
+    }
+
+    fn carry_partial(&mut self, bytes: &[u8]) {
+        if self.carry_too_long {
+            return;
+        }
+        if self.carry.len() + bytes.len() > self.options.max_line_len {
+            self.carry.clear();
+            self.carry_too_long = true;
+        } else {
+            self.carry.extend_from_slice(bytes);
+        }
+    }
+
+    fn end_carried_line(&mut self) -> Result<()> {
+        self.line += 1;
+        if self.carry_too_long {
+            self.carry_too_long = false;
+            let max = self.options.max_line_len;
+            return self.bad_line(BadLineReason::TooLong, || {
+                format!("longer than {max} bytes")
+            });
+        }
+        let line = std::mem::take(&mut self.carry);
+        let utf8_ok = std::str::from_utf8(&line).is_ok();
+        let result = self.decode_line(&line, utf8_ok);
+        // Hand the allocation back for the next partial line.
+        self.carry = line;
+        self.carry.clear();
+        result
+    }
+
+    /// Whether `region[start..end]` is valid UTF-8, validating a block of lines at a time.
+    fn region_utf8_ok(&mut self, region: &[u8], start: usize, end: usize) -> bool {
+        if end <= self.utf8_valid_end {
+            return true;
+        }
+        let limit = (start + UTF8_BLOCK).min(region.len());
+        let block_end = if limit == region.len() {
+            region.len()
+        } else {
+            match memrchr(b'\n', &region[start..limit]) {
+                Some(i) if start + i >= end => start + i,
+                _ => end,
+            }
+        };
+        match std::str::from_utf8(&region[start..block_end]) {
+            Ok(_) => {
+                self.utf8_valid_end = block_end;
+                true
+            }
+            Err(e) => {
+                self.utf8_valid_end = start + e.valid_up_to();
+                end <= self.utf8_valid_end
+            }
+        }
+    }
+
+    fn bad_line(&mut self, reason: BadLineReason, detail: impl FnOnce() -> String) -> Result<()> {
+        if self.options.strict {
+            return Err(Error::BadLine {
+                location: self.location.clone(),
+                line: self.line,
+                reason,
+                detail: detail(),
+            });
+        }
+        let (location, line) = (&self.location, self.line);
+        self.bad.record(
+            || BadLineSample {
+                location: location.clone(),
+                line,
+                reason,
+                detail: detail(),
+            },
+            reason,
+        );
+        Ok(())
+    }
+
+    fn decode_line(&mut self, line: &[u8], utf8_ok: bool) -> Result<()> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() > self.options.max_line_len {
+            let max = self.options.max_line_len;
+            return self.bad_line(BadLineReason::TooLong, || {
+                format!("longer than {max} bytes")
+            });
+        }
+        // Split on spaces; a run of spaces is one separator.
+        self.spans.clear();
+        let mut start = 0;
+        for sp in memchr_iter(b' ', line) {
+            if sp > start {
+                self.spans.push((start, sp));
+            }
+            start = sp + 1;
+        }
+        if start < line.len() {
+            self.spans.push((start, line.len()));
+        }
+        if self.spans.is_empty() {
+            return Ok(()); // blank line
+        }
+        if !utf8_ok {
+            return self.bad_line(BadLineReason::InvalidUtf8, || {
+                format!("`{}`", snippet(line))
+            });
+        }
+        let first = line[self.spans[0].0];
+        if (first.is_ascii_lowercase() || first == b'$') && is_header_line(line) {
+            return self.header_line(line);
+        }
+        if self.spans.len() != self.layout.field_count {
+            let (expected, found) = (self.layout.field_count, self.spans.len());
+            let header = &self.layout.header;
+            let detail = format!("expected {expected} fields ({header}), found {found}");
+            return self.bad_line(BadLineReason::FieldCount, || detail);
+        }
+        if !self.options.time_range.is_all() && !self.in_time_range(line)? {
+            return Ok(());
+        }
+        // Parse every projected number before appending anything, so a bad line leaves
+        // no partial row behind.
+        for pos in 0..self.spans.len() {
+            let Some(col) = self.layout.slots[pos] else {
+                continue;
+            };
+            let kind = self.kinds[col];
+            if kind == FieldKind::Utf8 {
+                continue;
+            }
+            let (s, e) = self.spans[pos];
+            let field = &line[s..e];
+            let value = match (parse_number(field), kind) {
+                (Ok(Some(v)), FieldKind::Int32) if v > i64::from(i32::MAX) => Err(()),
+                (Ok(Some(v)), FieldKind::UnixTime) => Ok(Some(normalise_unix_time(v))),
+                (other, _) => other,
+            };
+            match value {
+                Ok(v) => self.numbers[col] = v,
+                Err(()) => {
+                    let column = FIELDS[self.out_fields[col]].name;
+                    return self.bad_line(BadLineReason::BadNumber, || {
+                        format!("{column}: `{}` is not a number", snippet(field))
+                    });
+                }
+            }
+        }
+        for pos in 0..self.spans.len() {
+            let Some(col) = self.layout.slots[pos] else {
+                continue;
+            };
+            match &mut self.columns[col] {
+                ColumnBuilder::Utf8(b) => {
+                    let (s, e) = self.spans[pos];
+                    let field = &line[s..e];
+                    if field == b"-" {
+                        b.append_null();
+                    } else {
+                        b.append_bytes(field);
+                    }
+                }
+                other => other.append_number(self.numbers[col]),
+            }
+        }
+        for &col in &self.layout.missing {
+            self.columns[col].append_null();
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn in_time_range(&mut self, line: &[u8]) -> Result<bool> {
+        let time_at = |pos: Option<usize>| -> std::result::Result<Option<i64>, ()> {
+            match pos {
+                None => Ok(None),
+                Some(p) => {
+                    let (s, e) = self.spans[p];
+                    parse_number(&line[s..e]).map(|v| v.map(normalise_unix_time))
+                }
+            }
+        };
+        match (time_at(self.layout.start_pos), time_at(self.layout.end_pos)) {
+            (Ok(start), Ok(end)) => Ok(self.options.time_range.contains_record(start, end)),
+            _ => {
+                self.bad_line(BadLineReason::BadNumber, || {
+                    format!(
+                        "start/end: `{}` has a time that is not a number",
+                        snippet(line)
+                    )
+                })?;
+                Ok(false)
+            }
+        }
+    }
+
+    fn header_line(&mut self, line: &[u8]) -> Result<()> {
+        // The caller checked UTF-8.
+        let text = String::from_utf8_lossy(line);
+        match FlowFormat::parse(&text) {
+            Ok(format) => {
+                for name in format.unknown_fields() {
+                    self.warnings.push(UnknownField {
+                        field: name.clone(),
+                        location: self.location.clone(),
+                        line: self.line,
+                    });
+                }
+                self.layout = Layout::new(&format, &self.out_fields);
+                Ok(())
+            }
+            Err(FormatProblem::TransitGateway(field)) => Err(Error::TransitGateway {
+                location: self.location.clone(),
+                line: self.line,
+                field,
+            }),
+            Err(problem) => Err(Error::Format {
+                location: format!("{}:{}", self.location, self.line),
+                reason: problem.to_string(),
+            }),
+        }
+    }
+}
+
+/// A short, printable excerpt of bad input for messages.
+fn snippet(bytes: &[u8]) -> String {
+    const MAX: usize = 80;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]);
+    if bytes.len() > MAX {
+        format!("{text}…")
+    } else {
+        text.into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::column_index;
+    use arrow::array::Array;
+    use arrow::compute::concat_batches;
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+    /// What a decode of one input produced: rows as text, bad lines, unknown fields.
+    #[derive(Debug, PartialEq)]
+    struct Decoded {
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+        bad: BadLines,
+        unknown: Vec<UnknownField>,
+    }
+
+    /// Decodes `input` fed in chunks of `chunk` bytes.
+    fn decode_with(input: &[u8], options: &DecoderOptions, chunk: usize) -> Result<Decoded> {
+        let mut decoder = Decoder::new(options.clone());
+        decoder.start_input("test.log");
+        let mut batches = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let used = decoder.decode(rest)?;
+                rest = &rest[used..];
+                if decoder.is_full() {
+                    batches.extend(decoder.flush()?);
+                }
+            }
+        }
+        decoder.finish()?;
+        batches.extend(decoder.flush()?);
+        let schema = decoder.schema();
+        let batch = concat_batches(&schema, &batches).unwrap();
+        let fmt = FormatOptions::default().with_null("NULL");
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &fmt).unwrap())
+            .collect();
+        let rows = (0..batch.num_rows())
+            .map(|r| formatters.iter().map(|f| f.value(r).to_string()).collect())
+            .collect();
+        Ok(Decoded {
+            columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            rows,
+            bad: decoder.take_bad_lines(),
+            unknown: decoder.take_unknown_fields(),
+        })
+    }
+
+    /// Decodes in chunks of 1, 3, 7 and all bytes, checks all four agree, returns one.
+    fn decode_all_ways(input: &[u8], options: &DecoderOptions) -> Result<Decoded> {
+        let whole = decode_with(input, options, input.len())?;
+        for chunk in [1, 3, 7] {
+            let other = decode_with(input, options, chunk)?;
+            assert_eq!(
+                other, whole,
+                "chunks of {chunk} bytes disagree with one chunk"
+            );
+        }
+        Ok(whole)
+    }
+
+    fn projected(columns: &[&str]) -> DecoderOptions {
+        DecoderOptions {
+            projection: Some(columns.iter().map(|c| column_index(c).unwrap()).collect()),
+            ..DecoderOptions::default()
+        }
+    }
+
+    fn rows(decoded: &Decoded) -> Vec<String> {
+        decoded.rows.iter().map(|r| r.join(" ")).collect()
+    }
+
+    const HEADER: &str = "version account-id interface-id srcaddr dstaddr srcport dstport \
+                          protocol packets bytes start end action log-status\n";
+    const ACCEPT: &str = "2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 \
+                          20641 22 6 20 4249 1418530010 1418530070 ACCEPT OK\n";
+    const REJECT: &str = "2 123456789010 eni-1235b8ca123456789 172.31.9.69 172.31.9.12 \
+                          49761 3389 6 20 4249 1418530010 1418530070 REJECT OK\n";
+
+    #[test]
+    fn default_format_with_header() {
+        let input = format!("{HEADER}{ACCEPT}{REJECT}");
+        let d = decode_all_ways(input.as_bytes(), &DecoderOptions::default()).unwrap();
+        assert_eq!(d.columns.len(), FIELDS.len());
+        assert_eq!(d.rows.len(), 2);
+        assert_eq!(
+            d.rows[0][..14].join(" "),
+            ACCEPT.trim_end(),
+            "all fourteen fields round-trip"
+        );
+        // Fields the format lacks are NULL.
+        assert!(d.rows[0][14..].iter().all(|v| v == "NULL"));
+        assert_eq!(d.bad.total(), 0);
+    }
+
+    #[test]
+    fn no_header_takes_default_v2() {
+        let input = format!("{ACCEPT}{REJECT}");
+        let d = decode_all_ways(input.as_bytes(), &projected(&["dstport", "action"])).unwrap();
+        assert_eq!(rows(&d), ["22 ACCEPT", "3389 REJECT"]);
+    }
+
+    #[test]
+    fn format_override_plain_and_braced() {
+        let input = b"eni-1 10.0.0.1 443 1500\neni-2 2a02:cf40:: 53 -\n";
+        for text in [
+            "interface-id srcaddr dstport bytes",
+            "${interface-id} ${srcaddr} ${dstport} ${bytes}",
+        ] {
+            let options = DecoderOptions {
+                default_format: FlowFormat::parse(text).unwrap(),
+                ..projected(&["interface_id", "srcaddr", "dstport", "bytes", "version"])
+            };
+            let d = decode_all_ways(input, &options).unwrap();
+            assert_eq!(
+                rows(&d),
+                [
+                    "eni-1 10.0.0.1 443 1500 NULL",
+                    "eni-2 2a02:cf40:: 53 NULL NULL"
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn header_again_mid_file_blank_lines_crlf_and_runs_of_spaces() {
+        let input = format!(
+            "{HEADER}\r\n{}\n\n   \ninterface-id action srcaddr\r\neni-9  REJECT   10.1.1.1\r\n\
+             eni-8 ACCEPT 10.1.1.2",
+            ACCEPT.trim_end().replace(' ', "  ") + "\r"
+        );
+        let d = decode_all_ways(
+            input.as_bytes(),
+            &projected(&["interface_id", "action", "srcaddr", "dstport"]),
+        )
+        .unwrap();
+        assert_eq!(
+            rows(&d),
+            [
+                "eni-1235b8ca123456789 ACCEPT 172.31.16.139 22",
+                "eni-9 REJECT 10.1.1.1 NULL",
+                "eni-8 ACCEPT 10.1.1.2 NULL",
+            ]
+        );
+        assert_eq!(d.bad.total(), 0);
+    }
+
+    #[test]
+    fn nodata_and_skipdata_records() {
+        let input = "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1431280876 1431280934 - NODATA\n\
+                     2 123456789010 eni-11111111111111111 - - - - - - - 1431280876 1431280934 - SKIPDATA\n";
+        let d = decode_all_ways(
+            input.as_bytes(),
+            &projected(&[
+                "srcaddr",
+                "dstport",
+                "bytes",
+                "start",
+                "action",
+                "log_status",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            rows(&d),
+            [
+                "NULL NULL NULL 1431280876 NULL NODATA",
+                "NULL NULL NULL 1431280876 NULL SKIPDATA"
+            ]
+        );
+    }
+
+    #[test]
+    fn millisecond_times_are_seconds() {
+        let input = "2 1 eni-1 - - - - - - - 1431280876000 1431280934123 - NODATA\n";
+        let d = decode_all_ways(input.as_bytes(), &projected(&["start", "end"])).unwrap();
+        assert_eq!(rows(&d), ["1431280876 1431280934"]);
+    }
+
+    #[test]
+    fn unknown_header_field_is_skipped_and_reported_once() {
+        let input = "instance-tag-Name srcaddr next-hop-type\nweb 10.0.0.1 igw\ndb 10.0.0.2 -\n\
+                     instance-tag-Name srcaddr next-hop-type\napp 10.0.0.3 nat\n";
+        let d = decode_all_ways(input.as_bytes(), &projected(&["srcaddr"])).unwrap();
+        assert_eq!(rows(&d), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+        // The decoder reports each header's unknowns; the scan dedupes them per run.
+        let names: Vec<_> = d
+            .unknown
+            .iter()
+            .map(|u| (u.field.as_str(), u.line))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("instance-tag-Name", 1),
+                ("next-hop-type", 1),
+                ("instance-tag-Name", 4),
+                ("next-hop-type", 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn transit_gateway_header_is_a_clear_error() {
+        let input = "version resource-type account-id tgw-id tgw-attachment-id\n\
+                     6 TransitGateway 123456789012 tgw-1 tgw-attach-1\n";
+        for chunk in [1, 3, 7, input.len()] {
+            let err = decode_with(input.as_bytes(), &DecoderOptions::default(), chunk)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("test.log:1: this is a transit gateway flow log"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn last_line_without_newline() {
+        let input = format!("{HEADER}{}", REJECT.trim_end());
+        let d = decode_all_ways(input.as_bytes(), &projected(&["action"])).unwrap();
+        assert_eq!(rows(&d), ["REJECT"]);
+    }
+
+    #[test]
+    fn bad_lines_are_counted_with_line_numbers_and_the_run_goes_on() {
+        let mut input = String::from(HEADER); // line 1
+        input.push_str(ACCEPT); // 2
+        input.push_str("2 123456789010 eni-1 too few fields\n"); // 3
+        input.push_str(&ACCEPT.replace("20641", "2o641")); // 4: bad number
+        input.push_str(&ACCEPT.replace("4249", "99999999999999999999")); // 5: overflow
+        input.push_str(&ACCEPT.replace(" 22 ", " 4294967296 ")); // 6: over Int32
+        input.push_str(&format!("2 {} x\n", "9".repeat(20_000))); // 7: too long
+        let mut bytes = input.into_bytes();
+        bytes.extend_from_slice(b"2 123456789010 eni-\xff\xfe 1 2 3 4 5 6 7 8 9 ACCEPT OK\n"); // 8
+        bytes.extend_from_slice(REJECT.as_bytes()); // 9
+        let d = decode_all_ways(&bytes, &DecoderOptions::default()).unwrap();
+        assert_eq!(d.rows.len(), 2, "the good rows survive");
+        assert_eq!(d.bad.count(BadLineReason::FieldCount), 1);
+        assert_eq!(d.bad.count(BadLineReason::BadNumber), 3);
+        assert_eq!(d.bad.count(BadLineReason::TooLong), 1);
+        assert_eq!(d.bad.count(BadLineReason::InvalidUtf8), 1);
+        let where_: Vec<(u64, BadLineReason)> =
+            d.bad.samples().iter().map(|s| (s.line, s.reason)).collect();
+        assert_eq!(
+            where_,
+            [
+                (3, BadLineReason::FieldCount),
+                (4, BadLineReason::BadNumber),
+                (5, BadLineReason::BadNumber),
+                (6, BadLineReason::BadNumber),
+                (7, BadLineReason::TooLong),
+            ]
+        );
+        assert_eq!(
+            d.bad.samples()[1].to_string(),
+            "test.log:4: bad number: srcport: `2o641` is not a number"
+        );
+        assert!(d.bad.samples()[0].detail.starts_with("expected 14 fields"));
+    }
+
+    #[test]
+    fn strict_stops_at_the_first_bad_line() {
+        let input = format!("{ACCEPT}{ACCEPT}2 1 eni-1 x\n{ACCEPT}");
+        let options = DecoderOptions {
+            strict: true,
+            ..DecoderOptions::default()
+        };
+        for chunk in [1, 3, 7, input.len()] {
+            let err = decode_with(input.as_bytes(), &options, chunk).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::BadLine {
+                        line: 3,
+                        reason: BadLineReason::FieldCount,
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn projection_skips_columns_and_empty_projection_counts_rows() {
+        let input = format!("{HEADER}{ACCEPT}{REJECT}");
+        let d = decode_all_ways(input.as_bytes(), &projected(&["bytes"])).unwrap();
+        assert_eq!(d.columns, ["bytes"]);
+        assert_eq!(rows(&d), ["4249", "4249"]);
+        let none = decode_all_ways(input.as_bytes(), &projected(&[])).unwrap();
+        assert_eq!(none.rows.len(), 2);
+    }
+
+    #[test]
+    fn small_batches_hold_every_row() {
+        let input = ACCEPT.repeat(50);
+        let options = DecoderOptions {
+            batch_size: 7,
+            ..projected(&["srcport"])
+        };
+        let d = decode_all_ways(input.as_bytes(), &options).unwrap();
+        assert_eq!(d.rows.len(), 50);
+    }
+
+    #[test]
+    fn time_range_drops_rows_outside() {
+        let input = "2 1 eni-1 - - - - - - - 100 160 - NODATA\n\
+                     2 1 eni-1 - - - - - - - 200 260 - NODATA\n\
+                     2 1 eni-1 - - - - - - - 300 360 - NODATA\n";
+        let options = DecoderOptions {
+            time_range: TimeRange {
+                since: Some(170),
+                until: Some(300),
+            },
+            ..projected(&["start"])
+        };
+        let d = decode_all_ways(input.as_bytes(), &options).unwrap();
+        assert_eq!(rows(&d), ["200"]);
+    }
+
+    #[test]
+    fn lines_split_across_inputs_do_not_leak() {
+        // An input cut mid-line: the next input starts clean.
+        let mut decoder = Decoder::new(projected(&["interface_id"]));
+        decoder.start_input("a.log");
+        decoder.decode(b"2 1 eni-a").unwrap();
+        decoder.start_input("b.log");
+        decoder.decode(ACCEPT.as_bytes()).unwrap();
+        decoder.finish().unwrap();
+        let batch = decoder.flush().unwrap().unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.column(0).null_count(), 0);
+    }
+}

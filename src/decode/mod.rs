@@ -1,0 +1,10 @@
+//! Bytes to Arrow: the push decoder that turns flow log text into record batches.
+//! Knows nothing of files, S3 or SQL.
+
+mod bad_lines;
+mod columns;
+mod decoder;
+mod number;
+
+pub use bad_lines::{BadLineReason, BadLineSample, BadLines};
+pub use decoder::{Decoder, DecoderOptions, UnknownField};

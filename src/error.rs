@@ -1,0 +1,97 @@
+//! The one error type of the library. Every variant says where it happened: a file or
+//! `s3://bucket/key` and a line where there is one, a flag, or the query.
+
+use std::io;
+
+use crate::decode::BadLineReason;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A line that is not a flow log record (only raised with `--strict`; otherwise counted).
+    #[error("{location}:{line}: {reason}: {detail}")]
+    BadLine {
+        location: String,
+        line: u64,
+        reason: BadLineReason,
+        detail: String,
+    },
+
+    /// A header that names transit gateway fields: a different record type.
+    #[error(
+        "{location}:{line}: this is a transit gateway flow log (its header names `{field}`); \
+         flowlens reads VPC flow logs only"
+    )]
+    TransitGateway {
+        location: String,
+        line: u64,
+        field: String,
+    },
+
+    /// A `--format` string or header that cannot describe a flow log record.
+    #[error("{location}: invalid flow log format: {reason}")]
+    Format { location: String, reason: String },
+
+    /// Reading, decompressing or listing failed (a truncated gzip object lands here).
+    #[error("{location}: {source}")]
+    Io {
+        location: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A Parquet object that could not be read.
+    #[error("{location}: {source}")]
+    Parquet {
+        location: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    /// Building Arrow data failed.
+    #[error("{location}: {source}")]
+    Arrow {
+        location: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
+    /// Planning or running SQL failed; `location` names the query or statement.
+    #[error("{location}: {source}")]
+    Query {
+        location: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    /// A user-supplied value that does not make sense, e.g. `--since yesterday-ish`.
+    #[error("{location}: {reason}")]
+    Invalid { location: String, reason: String },
+}
+
+impl Error {
+    pub(crate) fn io(location: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            location: location.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(location: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            location: location.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn query(
+        location: impl Into<String>,
+        source: datafusion::error::DataFusionError,
+    ) -> Self {
+        Error::Query {
+            location: location.into(),
+            source,
+        }
+    }
+}

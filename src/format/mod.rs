@@ -1,0 +1,10 @@
+//! The flow log format: the field catalog and the layouts files are written in.
+//! Knows nothing of Arrow builders, I/O or SQL.
+
+mod catalog;
+mod flow_format;
+
+pub use catalog::{
+    DEFAULT_FIELD_COUNT, FIELDS, FieldDef, FieldKind, column_index, field_index, flows_schema,
+};
+pub use flow_format::{FlowFormat, FormatProblem, is_header_line};

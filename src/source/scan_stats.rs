@@ -1,0 +1,90 @@
+//! What a scan saw, shared by all its partitions: objects and rows read, bad lines by
+//! reason, objects that failed, unknown header fields.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::decode::{BadLines, UnknownField};
+
+/// An object that could not be read to its end; the others still were.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectFailure {
+    pub location: String,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+pub struct ScanStats {
+    objects: AtomicU64,
+    bytes: AtomicU64,
+    rows: AtomicU64,
+    bad: Mutex<BadLines>,
+    failures: Mutex<Vec<ObjectFailure>>,
+    unknown_fields: Mutex<BTreeMap<String, UnknownField>>,
+}
+
+impl ScanStats {
+    pub(crate) fn object_read(&self, bytes: u64) {
+        self.objects.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn rows_out(&self, rows: u64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_bad_lines(&self, bad: &BadLines) {
+        if bad.total() > 0 {
+            lock(&self.bad).merge(bad);
+        }
+    }
+
+    pub(crate) fn add_failure(&self, failure: ObjectFailure) {
+        tracing::error!("{}: {}", failure.location, failure.message);
+        lock(&self.failures).push(failure);
+    }
+
+    /// Records unknown header fields; each name is warned about once per run.
+    pub(crate) fn add_unknown_fields(&self, fields: Vec<UnknownField>) {
+        if fields.is_empty() {
+            return;
+        }
+        let mut seen = lock(&self.unknown_fields);
+        for field in fields {
+            if !seen.contains_key(&field.field) {
+                tracing::warn!("{field}");
+                seen.insert(field.field.clone(), field);
+            }
+        }
+    }
+
+    pub fn objects(&self) -> u64 {
+        self.objects.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+
+    pub fn bad_lines(&self) -> BadLines {
+        lock(&self.bad).clone()
+    }
+
+    pub fn failures(&self) -> Vec<ObjectFailure> {
+        lock(&self.failures).clone()
+    }
+
+    pub fn unknown_fields(&self) -> Vec<UnknownField> {
+        lock(&self.unknown_fields).values().cloned().collect()
+    }
+}
+
+/// The stats stay usable after a panic elsewhere: a poisoned lock still holds valid counts.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
