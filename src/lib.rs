@@ -1,5 +1,9 @@
 pub mod decode;
 pub mod error;
 pub mod format;
+pub mod generate;
+pub mod output;
+pub mod query;
 pub mod source;
+pub mod table;
 pub mod time_range;

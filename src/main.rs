@@ -1,1 +1,47 @@
-fn main() {}
+//! The `flowlens` binary: parse flags, set up logging, run, map errors to exit codes.
+
+mod cli;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "flowlens=info,warn",
+        (false, _) => "flowlens=debug,info",
+    };
+    let filter =
+        EnvFilter::try_from_env("FLOWLENS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    if std::env::var("FLOWLENS_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder.without_time().init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            // Our errors already carry their cause in their message: print the top only.
+            eprintln!("error: {error}");
+            if error.downcast_ref::<cli::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

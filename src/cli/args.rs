@@ -1,0 +1,144 @@
+//! The command line, as clap parses it. Turned into validated configs once, in `cli::run`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use flowlens::generate::KeyLayout;
+use flowlens::output::OutputFormat;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "flowlens",
+    version,
+    about = "SQL, per-ENI baselines and findings over AWS VPC flow logs",
+    after_help = "Exit codes: 0 ok, 1 error, 2 bad usage, 3 partial (some objects could not be read)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More logging on stderr (-v info, -vv debug). FLOWLENS_LOG_FORMAT=json for JSON lines.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr: no summary line, no bad-line report.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run SQL over the `flows` table; with no SQL, an interactive shell.
+    Sql(SqlArgs),
+    /// Print the `flows` table's columns and types.
+    Schema(SchemaArgs),
+    /// Write a synthetic flow log archive in AWS's S3 key layout.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// Flow logs to read: a file, a folder (recursive), a glob, or - for stdin. Repeatable.
+    #[arg(
+        short,
+        long = "source",
+        value_name = "LOC",
+        env = "FLOWLENS_SOURCE",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub sources: Vec<String>,
+
+    /// Format of files without a header, e.g. "version account-id interface-id …" or
+    /// "${version} ${account-id} …" (default: the version 2 format).
+    #[arg(long, value_name = "FIELDS")]
+    pub format: Option<String>,
+
+    /// Only records that end at or after this time: RFC 3339, a date, Unix seconds, or a
+    /// duration before now (24h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only records that start before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Stop at the first bad line or unreadable object instead of counting and going on.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Result format. Tables are for people; the others stream every row.
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Write results to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Rows a table shows (the rest are counted).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_rows: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct SqlArgs {
+    /// SQL to run (several statements separated by `;`). Omit it for the interactive shell.
+    pub sql: Option<String>,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SchemaArgs {
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Folder to write the archive into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Days of traffic.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+
+    /// Network interfaces (roles cycle: web, app, db, bastion, batch, nat, task).
+    #[arg(long, default_value_t = 7)]
+    pub enis: usize,
+
+    /// The archive ends at the start of this day (default: today, UTC).
+    #[arg(long, value_name = "DATE")]
+    pub end: Option<String>,
+
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Traffic multiplier (2.0 doubles every interface's flows).
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+
+    /// Minutes of records per object; AWS delivers every 5.
+    #[arg(long, default_value_t = 5)]
+    pub object_minutes: u32,
+
+    /// Plain text objects instead of gzip.
+    #[arg(long)]
+    pub plain: bool,
+
+    #[arg(long, value_enum, default_value_t = KeyLayout::Plain)]
+    pub layout: KeyLayout,
+
+    /// One flow log in the default format instead of three in different formats.
+    #[arg(long)]
+    pub default_format_only: bool,
+}

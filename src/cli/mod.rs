@@ -1,0 +1,175 @@
+//! Runs a parsed command line: flags become validated configs once, then the library does
+//! the work. Human reports go to stderr; results alone go to stdout or `--out`.
+
+mod args;
+mod report;
+mod shell;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use chrono::Utc;
+
+pub use args::Cli;
+use args::{Command, GenerateArgs, OutputArgs, SchemaArgs, SourceArgs, SqlArgs};
+use flowlens::format::{FIELDS, FlowFormat, flows_schema};
+use flowlens::generate::{GenerateOptions, generate};
+use flowlens::output::{OutputOptions, write_batches, write_stream};
+use flowlens::query::{FlowsConfig, FlowsSession};
+use flowlens::time_range::{TimeRange, parse_time};
+
+/// Exit code for a run where some objects could not be read (DESIGN.md).
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// A mistake in how flowlens was called: exit code 2, like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(error: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(error.to_string()).into()
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Sql(args) => runtime()?.block_on(sql(args, quiet)),
+        Command::Schema(args) => schema(args),
+        Command::Generate(args) => generate_archive(args, quiet),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
+    let now = Utc::now();
+    let format = match &args.format {
+        Some(text) => {
+            Some(FlowFormat::parse(text).map_err(|problem| usage(format!("--format: {problem}")))?)
+        }
+        None => None,
+    };
+    let time = |flag: &str, value: &Option<String>| -> Result<Option<i64>> {
+        value
+            .as_deref()
+            .map(|v| parse_time(flag, v, now).map_err(usage))
+            .transpose()
+    };
+    let time_range = TimeRange {
+        since: time("--since", &args.since)?,
+        until: time("--until", &args.until)?,
+    };
+    if let (Some(since), Some(until)) = (time_range.since, time_range.until) {
+        if since >= until {
+            return Err(usage("--since must be before --until"));
+        }
+    }
+    Ok(FlowsConfig {
+        sources: args.sources.clone(),
+        format,
+        time_range,
+        strict: args.strict,
+    })
+}
+
+fn output_options(args: &OutputArgs) -> Result<OutputOptions> {
+    let options = OutputOptions {
+        format: args.output,
+        out: args.out.clone(),
+        max_rows: args.max_rows,
+    };
+    options.validate().map_err(usage)?;
+    Ok(options)
+}
+
+async fn sql(args: SqlArgs, quiet: bool) -> Result<ExitCode> {
+    let config = flows_config(&args.source)?;
+    let output = output_options(&args.output)?;
+    let started = Instant::now();
+    let session = FlowsSession::open(&config).map_err(usage)?;
+    report::selected(&session, quiet);
+    match args.sql {
+        Some(sql) => {
+            for statement in session.parse(&sql)? {
+                let stream = session.execute(statement).await?;
+                write_stream(stream, &output).await?;
+            }
+        }
+        None => shell::run(&session, &output).await?,
+    }
+    Ok(report::finished(&session, started, quiet))
+}
+
+fn schema(args: SchemaArgs) -> Result<ExitCode> {
+    use arrow::array::{StringArray, UInt8Array};
+    use std::sync::Arc;
+    let schema = flows_schema();
+    let column: StringArray = schema
+        .fields()
+        .iter()
+        .map(|f| Some(f.name().clone()))
+        .collect();
+    let ty: StringArray = schema
+        .fields()
+        .iter()
+        .map(|f| Some(f.data_type().to_string()))
+        .collect();
+    let field: StringArray = FIELDS.iter().map(|d| Some(d.name)).collect();
+    let version: UInt8Array = FIELDS.iter().map(|d| Some(d.version)).collect();
+    let doc: StringArray = FIELDS.iter().map(|d| Some(d.doc)).collect();
+    let batch = arrow::array::RecordBatch::try_from_iter(vec![
+        ("column", Arc::new(column) as _),
+        ("type", Arc::new(ty) as _),
+        ("aws_field", Arc::new(field) as _),
+        ("version", Arc::new(version) as _),
+        ("description", Arc::new(doc) as _),
+    ])?;
+    let options = OutputOptions {
+        format: args.output,
+        out: None,
+        max_rows: usize::MAX,
+    };
+    options.validate().map_err(usage)?;
+    write_batches(&[batch.clone()], batch.schema(), &options)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate_archive(args: GenerateArgs, quiet: bool) -> Result<ExitCode> {
+    let end = match &args.end {
+        Some(text) => parse_time("--end", text, Utc::now()).map_err(usage)?,
+        None => Utc::now().timestamp(),
+    };
+    let options = GenerateOptions {
+        out: args.out.clone(),
+        end,
+        days: args.days,
+        enis: args.enis,
+        seed: args.seed,
+        rate: args.rate,
+        object_minutes: args.object_minutes,
+        gzip: !args.plain,
+        layout: args.layout,
+        mixed_formats: !args.default_format_only,
+    };
+    let started = Instant::now();
+    let summary = generate(&options).map_err(|e| match e {
+        flowlens::error::Error::Invalid { .. } => usage(e),
+        other => other.into(),
+    })?;
+    if !quiet {
+        eprintln!(
+            "wrote {} objects, {} records, {} to {} in {:.1} s",
+            summary.objects,
+            summary.records,
+            report::human_bytes(summary.bytes),
+            args.out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,74 @@
+//! What a run tells the person at the terminal, on stderr.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use flowlens::query::FlowsSession;
+
+use super::EXIT_PARTIAL;
+
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Before reading: what the sources selected.
+pub fn selected(session: &FlowsSession, quiet: bool) {
+    let objects = session.selected_objects();
+    let bytes: u64 = objects.iter().map(|o| o.size).sum();
+    tracing::info!(
+        "{} objects selected ({}); {} files skipped by name",
+        objects.len(),
+        human_bytes(bytes),
+        session.skipped_files()
+    );
+    if objects.is_empty() && !quiet {
+        eprintln!("flowlens: no flow log objects in the given sources (or time window)");
+    }
+}
+
+/// After the run: bad lines, failed objects, a summary; the exit code they imply.
+pub fn finished(session: &FlowsSession, started: Instant, quiet: bool) -> ExitCode {
+    let stats = session.stats();
+    let bad = stats.bad_lines();
+    let failures = stats.failures();
+    if !quiet {
+        if bad.total() > 0 {
+            eprintln!("flowlens: {}; first ones:", bad.summary());
+            for sample in bad.samples() {
+                eprintln!("  {sample}");
+            }
+        }
+        if !failures.is_empty() {
+            eprintln!(
+                "flowlens: {} object(s) could not be read to the end; results are partial:",
+                failures.len()
+            );
+            for f in &failures {
+                eprintln!("  {}: {}", f.location, f.message);
+            }
+        }
+        tracing::info!(
+            "read {} objects ({}), {} rows in {:.2} s",
+            stats.objects(),
+            human_bytes(stats.bytes()),
+            stats.rows(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
+    }
+}

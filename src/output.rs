@@ -1,0 +1,263 @@
+//! Sinks for query results: a table for people, CSV / JSON / JSON lines / Parquet for
+//! machines. Results stream to the sink batch by batch; only the table keeps rows, and at
+//! most `max_rows` of them.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{Error, Result};
+use datafusion::execution::SendableRecordBatchStream;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+    Jsonl,
+    Parquet,
+}
+
+/// Where results go and in what shape.
+#[derive(Clone, Debug)]
+pub struct OutputOptions {
+    pub format: OutputFormat,
+    /// A file; `None` is standard output.
+    pub out: Option<PathBuf>,
+    /// Rows a table shows before it stops (the rest are counted).
+    pub max_rows: usize,
+}
+
+impl OutputOptions {
+    /// Checks the combination once, before any query runs.
+    pub fn validate(&self) -> Result<()> {
+        if self.format == OutputFormat::Parquet && self.out.is_none() {
+            return Err(Error::invalid(
+                "--output parquet",
+                "Parquet is a file format: give --out FILE",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Writes a result stream; returns the number of rows.
+pub async fn write_stream(
+    mut stream: SendableRecordBatchStream,
+    options: &OutputOptions,
+) -> Result<u64> {
+    let schema = stream.schema();
+    let location = options
+        .out
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<stdout>".to_string());
+    let mut sink = Sink::new(schema, options, &location)?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| Error::query("SQL", e))?;
+        rows += batch.num_rows() as u64;
+        sink.write(&batch)?;
+    }
+    sink.finish(rows)?;
+    Ok(rows)
+}
+
+/// Writes batches already in memory.
+pub fn write_batches(
+    batches: &[RecordBatch],
+    schema: SchemaRef,
+    options: &OutputOptions,
+) -> Result<u64> {
+    let location = options
+        .out
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "<stdout>".to_string());
+    let mut sink = Sink::new(schema, options, &location)?;
+    let mut rows = 0u64;
+    for batch in batches {
+        rows += batch.num_rows() as u64;
+        sink.write(batch)?;
+    }
+    sink.finish(rows)?;
+    Ok(rows)
+}
+
+enum Writer {
+    Table {
+        kept: Vec<RecordBatch>,
+        kept_rows: usize,
+        max_rows: usize,
+        out: Box<dyn Write + Send>,
+    },
+    Csv(arrow::csv::Writer<Box<dyn Write + Send>>),
+    Json(arrow::json::ArrayWriter<Box<dyn Write + Send>>),
+    Jsonl(arrow::json::LineDelimitedWriter<Box<dyn Write + Send>>),
+    Parquet(ArrowWriter<BufWriter<File>>),
+}
+
+struct Sink {
+    writer: Writer,
+    schema: SchemaRef,
+    location: String,
+}
+
+fn open(out: &Option<PathBuf>, location: &str) -> Result<Box<dyn Write + Send>> {
+    Ok(match out {
+        Some(path) => Box::new(BufWriter::new(create(path, location)?)),
+        None => Box::new(BufWriter::new(std::io::stdout())),
+    })
+}
+
+fn create(path: &Path, location: &str) -> Result<File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(location, e))?;
+    }
+    File::create(path).map_err(|e| Error::io(location, e))
+}
+
+impl Sink {
+    fn new(schema: SchemaRef, options: &OutputOptions, location: &str) -> Result<Self> {
+        let writer = match options.format {
+            OutputFormat::Table => Writer::Table {
+                kept: Vec::new(),
+                kept_rows: 0,
+                max_rows: options.max_rows,
+                out: open(&options.out, location)?,
+            },
+            OutputFormat::Csv => Writer::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(open(&options.out, location)?),
+            ),
+            OutputFormat::Json => Writer::Json(
+                arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(open(&options.out, location)?),
+            ),
+            OutputFormat::Jsonl => Writer::Jsonl(
+                arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(open(&options.out, location)?),
+            ),
+            OutputFormat::Parquet => {
+                let path = options.out.as_ref().ok_or_else(|| {
+                    Error::invalid(
+                        "--output parquet",
+                        "Parquet is a file format: give --out FILE",
+                    )
+                })?;
+                let file = BufWriter::new(create(path, location)?);
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .build();
+                Writer::Parquet(
+                    ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|source| {
+                        Error::Parquet {
+                            location: location.to_string(),
+                            source,
+                        }
+                    })?,
+                )
+            }
+        };
+        Ok(Sink {
+            writer,
+            schema,
+            location: location.to_string(),
+        })
+    }
+
+    fn arrow_err(&self, source: arrow::error::ArrowError) -> Error {
+        Error::Arrow {
+            location: self.location.clone(),
+            source,
+        }
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let result = match &mut self.writer {
+            Writer::Table {
+                kept,
+                kept_rows,
+                max_rows,
+                ..
+            } => {
+                if *kept_rows < *max_rows {
+                    let take = (*max_rows - *kept_rows).min(batch.num_rows());
+                    kept.push(batch.slice(0, take));
+                    *kept_rows += take;
+                }
+                Ok(())
+            }
+            Writer::Csv(w) => w.write(batch),
+            Writer::Json(w) => w.write(batch),
+            Writer::Jsonl(w) => w.write(batch),
+            Writer::Parquet(w) => w
+                .write(batch)
+                .map_err(|source| arrow::error::ArrowError::ExternalError(Box::new(source))),
+        };
+        result.map_err(|e| self.arrow_err(e))
+    }
+
+    fn finish(self, rows: u64) -> Result<()> {
+        let location = self.location.clone();
+        let io = |e| Error::io(&location, e);
+        match self.writer {
+            Writer::Table {
+                kept,
+                kept_rows,
+                mut out,
+                ..
+            } => {
+                // NULL spelled out: flow logs' `-` is not the same as an empty string.
+                let format = arrow::util::display::FormatOptions::default().with_null("NULL");
+                let empty = [RecordBatch::new_empty(self.schema.clone())];
+                let shown: &[RecordBatch] = if kept.is_empty() { &empty } else { &kept };
+                let table = arrow::util::pretty::pretty_format_batches_with_options(shown, &format)
+                    .map_err(|e| Error::Arrow {
+                        location: location.clone(),
+                        source: e,
+                    })?;
+                writeln!(out, "{table}").map_err(io)?;
+                if (kept_rows as u64) < rows {
+                    writeln!(
+                        out,
+                        "{rows} rows, {kept_rows} shown (--max-rows N shows more; --output csv shows all)"
+                    )
+                    .map_err(io)?;
+                } else {
+                    writeln!(out, "{rows} row{}", if rows == 1 { "" } else { "s" }).map_err(io)?;
+                }
+                out.flush().map_err(io)
+            }
+            Writer::Csv(w) => w.into_inner().flush().map_err(io),
+            Writer::Json(mut w) => {
+                w.finish().map_err(|e| Error::Arrow {
+                    location: location.clone(),
+                    source: e,
+                })?;
+                w.into_inner().flush().map_err(io)
+            }
+            Writer::Jsonl(mut w) => {
+                w.finish().map_err(|e| Error::Arrow {
+                    location: location.clone(),
+                    source: e,
+                })?;
+                w.into_inner().flush().map_err(io)
+            }
+            Writer::Parquet(w) => w
+                .close()
+                .map(|_| ())
+                .map_err(|source| Error::Parquet { location, source }),
+        }
+    }
+}

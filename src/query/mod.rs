@@ -1,0 +1,7 @@
+//! SQL over flow logs: sessions with the `flows` table and flowlens's functions.
+
+mod functions;
+mod session;
+
+pub use functions::{FUNCTION_DOCS, flowlens_functions, is_private, protocol_name, tcp_flag_names};
+pub use session::{FlowsConfig, FlowsSession};

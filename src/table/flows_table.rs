@@ -1,0 +1,231 @@
+//! The `flows` table: a DataFusion TableProvider whose scan streams record batches from the
+//! sources, one partition per group of objects, with projection pushed into the decoder and
+//! time filters used to skip objects by their key layout.
+
+use std::fmt;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+
+use super::time_filters::time_range_of;
+use crate::decode::DecoderOptions;
+use crate::format::flows_schema;
+use crate::source::{ObjectRef, ScanStats, scan_objects};
+use crate::time_range::TimeRange;
+
+/// Batches in flight per partition: bounds memory whatever the archive's size.
+const CHANNEL_CAPACITY: usize = 2;
+
+pub struct FlowsTable {
+    objects: Arc<Vec<ObjectRef>>,
+    options: DecoderOptions,
+    stats: Arc<ScanStats>,
+}
+
+impl fmt::Debug for FlowsTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowsTable")
+            .field("objects", &self.objects.len())
+            .finish()
+    }
+}
+
+impl FlowsTable {
+    /// A table over `objects`. `options.time_range` (from `--since` / `--until`) both skips
+    /// objects and drops rows; `options.projection` is ignored (each scan sets its own).
+    pub fn new(objects: Vec<ObjectRef>, options: DecoderOptions, stats: Arc<ScanStats>) -> Self {
+        FlowsTable {
+            objects: Arc::new(objects),
+            options,
+            stats,
+        }
+    }
+
+    /// Objects a scan over `range` reads: those whose key layout may hold records in it.
+    pub fn objects_in(&self, range: &TimeRange) -> Vec<ObjectRef> {
+        self.objects
+            .iter()
+            .filter(|o| match o.key.window {
+                Some((lo, hi)) => range.may_overlap(lo, hi),
+                None => true,
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub fn stats(&self) -> Arc<ScanStats> {
+        self.stats.clone()
+    }
+}
+
+#[async_trait]
+impl TableProvider for FlowsTable {
+    fn schema(&self) -> SchemaRef {
+        flows_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Time filters prune objects; DataFusion still applies them to every row.
+        Ok(filters
+            .iter()
+            .map(|f| match time_range_of(f) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let range = filters
+            .iter()
+            .filter_map(time_range_of)
+            .fold(self.options.time_range, |acc, r| acc.intersect(&r));
+        let objects = self.objects_in(&range);
+        let full = flows_schema();
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..full.fields().len()).collect(),
+        };
+        let schema = Arc::new(full.project(&projection)?);
+        let options = DecoderOptions {
+            projection: Some(projection),
+            batch_size: state.config().batch_size(),
+            ..self.options.clone()
+        };
+        let groups = partition_objects(objects, state.config().target_partitions());
+        let partitions: Vec<Arc<dyn PartitionStream>> = groups
+            .into_iter()
+            .map(|objects| {
+                Arc::new(FlowsPartition {
+                    schema: schema.clone(),
+                    objects: Arc::new(objects),
+                    options: options.clone(),
+                    stats: self.stats.clone(),
+                }) as Arc<dyn PartitionStream>
+            })
+            .collect();
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            partitions,
+            None,
+            Vec::new(),
+            false,
+            None,
+        )?))
+    }
+}
+
+/// Splits objects into at most `n` groups of similar total size (largest first into the
+/// lightest group), keeping each group in key order. Always at least one group.
+fn partition_objects(mut objects: Vec<ObjectRef>, n: usize) -> Vec<Vec<ObjectRef>> {
+    let n = n.clamp(1, objects.len().max(1));
+    let mut groups: Vec<(u64, Vec<(usize, ObjectRef)>)> = vec![(0, Vec::new()); n];
+    let mut indexed: Vec<(usize, ObjectRef)> = objects.drain(..).enumerate().collect();
+    indexed.sort_by_key(|(_, o)| std::cmp::Reverse(o.size));
+    for (i, object) in indexed {
+        if let Some(group) = groups.iter_mut().min_by_key(|(total, _)| *total) {
+            group.0 += object.size.max(1);
+            group.1.push((i, object));
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, mut members)| {
+            members.sort_by_key(|(i, _)| *i);
+            members.into_iter().map(|(_, o)| o).collect()
+        })
+        .collect()
+}
+
+struct FlowsPartition {
+    schema: SchemaRef,
+    objects: Arc<Vec<ObjectRef>>,
+    options: DecoderOptions,
+    stats: Arc<ScanStats>,
+}
+
+impl fmt::Debug for FlowsPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowsPartition")
+            .field("objects", &self.objects.len())
+            .finish()
+    }
+}
+
+impl PartitionStream for FlowsPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let mut builder =
+            RecordBatchReceiverStreamBuilder::new(self.schema.clone(), CHANNEL_CAPACITY);
+        let tx = builder.tx();
+        let objects = self.objects.clone();
+        let options = self.options.clone();
+        let stats = self.stats.clone();
+        // Decoding is CPU work: it runs on the blocking pool and hands batches over a
+        // bounded channel, so a slow consumer holds back the reader instead of piling up.
+        builder.spawn_blocking(move || {
+            let mut emit = |batch| match tx.blocking_send(Ok(batch)) {
+                Ok(()) => ControlFlow::Continue(()),
+                // The consumer hung up (a LIMIT was reached): stop reading.
+                Err(_) => ControlFlow::Break(()),
+            };
+            scan_objects(&objects, &options, &stats, &mut emit)
+                .map_err(|e| DataFusionError::External(Box::new(e)))
+        });
+        builder.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn partitions_balance_by_size_and_keep_order() {
+        let objects: Vec<ObjectRef> = [50u64, 10, 40, 30, 20]
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| ObjectRef::path(PathBuf::from(format!("{i}.log")), size))
+            .collect();
+        let groups = partition_objects(objects.clone(), 2);
+        let sizes: Vec<u64> = groups
+            .iter()
+            .map(|g| g.iter().map(|o| o.size).sum())
+            .collect();
+        assert_eq!(sizes.iter().sum::<u64>(), 150);
+        assert!(sizes.iter().all(|&s| (70..=80).contains(&s)), "{sizes:?}");
+        for g in &groups {
+            assert!(g.windows(2).all(|w| w[0].location < w[1].location));
+        }
+        assert_eq!(partition_objects(Vec::new(), 4).len(), 1);
+        assert_eq!(partition_objects(objects, 16).len(), 5);
+    }
+}
