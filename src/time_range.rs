@@ -66,15 +66,16 @@ pub fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp());
     }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc().timestamp());
-        }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp());
     }
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(secs) = text.parse::<i64>() {
-            return Ok(secs);
-        }
+    if !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(secs) = text.parse::<i64>()
+    {
+        return Ok(secs);
     }
     match humantime::parse_duration(text) {
         Ok(d) => Ok(now.timestamp() - d.as_secs() as i64),

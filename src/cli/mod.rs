@@ -64,10 +64,10 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
         since: time("--since", &args.since)?,
         until: time("--until", &args.until)?,
     };
-    if let (Some(since), Some(until)) = (time_range.since, time_range.until) {
-        if since >= until {
-            return Err(usage("--since must be before --until"));
-        }
+    if let (Some(since), Some(until)) = (time_range.since, time_range.until)
+        && since >= until
+    {
+        return Err(usage("--since must be before --until"));
     }
     Ok(FlowsConfig {
         sources: args.sources.clone(),
@@ -135,7 +135,7 @@ fn schema(args: SchemaArgs) -> Result<ExitCode> {
         max_rows: usize::MAX,
     };
     options.validate().map_err(usage)?;
-    write_batches(&[batch.clone()], batch.schema(), &options)?;
+    write_batches(std::slice::from_ref(&batch), batch.schema(), &options)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -80,10 +80,10 @@ pub async fn run(session: &FlowsSession, output: &OutputOptions) -> Result<()> {
             eprintln!("error: {e}");
         }
     }
-    if let Some(path) = &history {
-        if let Err(e) = editor.save_history(path) {
-            tracing::debug!("could not save history to {}: {e}", path.display());
-        }
+    if let Some(path) = &history
+        && let Err(e) = editor.save_history(path)
+    {
+        tracing::debug!("could not save history to {}: {e}", path.display());
     }
     Ok(())
 }

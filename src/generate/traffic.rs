@@ -113,7 +113,7 @@ impl TrafficGen<'_> {
             Role::Web => {
                 for _ in 0..count(rng, 40.0 * busy) {
                     let i = skewed(rng, 3000);
-                    let v6 = i % 10 == 0;
+                    let v6 = i.is_multiple_of(10);
                     let client = if v6 { public_v6(i) } else { public_addr(i) };
                     let port = if rng.u8(..10) == 0 { 80 } else { 443 };
                     self.conversation(eni, window, rng, &client, port, true, out);

@@ -65,19 +65,18 @@ pub fn key_info(key: &str) -> KeyInfo {
         info.window = Some((stamp - LATE_DELIVERY, stamp + 300 + CLOCK_SLACK));
         return info;
     }
-    if let (Some(y), Some(m), Some(d)) = (year, month, day) {
-        if let Some(midnight) = NaiveDate::from_ymd_opt(y as i32, m, d)
+    if let (Some(y), Some(m), Some(d)) = (year, month, day)
+        && let Some(midnight) = NaiveDate::from_ymd_opt(y as i32, m, d)
             .and_then(|date| date.and_hms_opt(0, 0, 0))
             .map(|t| t.and_utc().timestamp())
-        {
-            info.window = Some(match hour.filter(|h| *h < 24) {
-                Some(h) => {
-                    let start = midnight + i64::from(h) * 3600;
-                    (start - LATE_DELIVERY, start + 3600 + CLOCK_SLACK)
-                }
-                None => (midnight - LATE_DELIVERY, midnight + 86400 + CLOCK_SLACK),
-            });
-        }
+    {
+        info.window = Some(match hour.filter(|h| *h < 24) {
+            Some(h) => {
+                let start = midnight + i64::from(h) * 3600;
+                (start - LATE_DELIVERY, start + 3600 + CLOCK_SLACK)
+            }
+            None => (midnight - LATE_DELIVERY, midnight + 86400 + CLOCK_SLACK),
+        });
     }
     info
 }

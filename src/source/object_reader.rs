@@ -122,20 +122,19 @@ fn feed<R: Read>(
         while !chunk.is_empty() {
             let used = decoder.decode(chunk)?;
             chunk = &chunk[used..];
-            if decoder.is_full() {
-                if let Some(batch) = decoder.flush()? {
-                    if emit(batch).is_break() {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                }
+            if decoder.is_full()
+                && let Some(batch) = decoder.flush()?
+                && emit(batch).is_break()
+            {
+                return Ok(ControlFlow::Break(()));
             }
         }
     }
     decoder.finish()?;
-    if decoder.is_full() {
-        if let Some(batch) = decoder.flush()? {
-            return Ok(emit(batch));
-        }
+    if decoder.is_full()
+        && let Some(batch) = decoder.flush()?
+    {
+        return Ok(emit(batch));
     }
     Ok(ControlFlow::Continue(()))
 }
