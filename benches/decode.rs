@@ -43,7 +43,10 @@ fn archive_inputs() -> (Input, Input) {
 }
 
 fn collect(dir: &Path, default: &mut Vec<u8>, custom: &mut Vec<u8>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read dir").flatten().collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .flatten()
+        .collect();
     entries.sort_by_key(|e| e.path());
     for entry in entries {
         let path = entry.path();
@@ -66,7 +69,11 @@ fn input(mut text: Vec<u8>, header_start: &str) -> Input {
     while text.len() < TARGET_BYTES {
         text.extend_from_slice(&one);
     }
-    let header = text.split(|&b| b == b'\n').next().unwrap_or_default().to_vec();
+    let header = text
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default()
+        .to_vec();
     let records = text
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty() && !l.starts_with(header_start.as_bytes()))
@@ -113,7 +120,13 @@ fn benches(c: &mut Criterion) {
         .iter()
         .filter_map(|c| column_index(c))
         .collect();
-    let all_custom: Vec<usize> = custom.format.positions().iter().flatten().copied().collect();
+    let all_custom: Vec<usize> = custom
+        .format
+        .positions()
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
     assert_eq!(all_custom.len(), 24);
 
     let mut group = c.benchmark_group("decode");
@@ -123,7 +136,11 @@ fn benches(c: &mut Criterion) {
         ("default_3_columns", &default, &three),
         ("custom_24_fields", &custom, &all_custom),
     ] {
-        assert_eq!(decode_all(input, projection), input.records, "{name}: every record decoded");
+        assert_eq!(
+            decode_all(input, projection),
+            input.records,
+            "{name}: every record decoded"
+        );
         group.throughput(Throughput::Bytes(input.text.len() as u64));
         group.bench_function(name, |b| b.iter(|| decode_all(input, projection)));
     }

@@ -31,6 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Run SQL over the `flows` table; with no SQL, an interactive shell.
     Sql(SqlArgs),
+    /// Run a named query from the library (`--list` shows them).
+    Query(QueryArgs),
     /// Print the `flows` table's columns and types.
     Schema(SchemaArgs),
     /// Write a synthetic flow log archive in AWS's S3 key layout.
@@ -45,8 +47,7 @@ pub struct SourceArgs {
         long = "source",
         value_name = "LOC",
         env = "FLOWLENS_SOURCE",
-        value_delimiter = ',',
-        required = true
+        value_delimiter = ','
     )]
     pub sources: Vec<String>,
 
@@ -94,6 +95,37 @@ pub struct SqlArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// The query's name, e.g. rejected_traffic.
+    #[arg(required_unless_present = "list")]
+    pub name: Option<String>,
+
+    /// List every query with its description and parameters.
+    #[arg(long)]
+    pub list: bool,
+
+    /// A parameter, as NAME=VALUE. Repeatable.
+    #[arg(short, long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+
+    /// A folder of *.sql files (same header format) that add to or override the library.
+    #[arg(long, value_name = "DIR", env = "FLOWLENS_QUERIES_DIR")]
+    pub queries_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
 }
 
 #[derive(Args, Debug)]

@@ -12,11 +12,11 @@ use anyhow::Result;
 use chrono::Utc;
 
 pub use args::Cli;
-use args::{Command, GenerateArgs, OutputArgs, SchemaArgs, SourceArgs, SqlArgs};
+use args::{Command, GenerateArgs, OutputArgs, QueryArgs, SchemaArgs, SourceArgs, SqlArgs};
 use flowlens::format::{FIELDS, FlowFormat, flows_schema};
 use flowlens::generate::{GenerateOptions, generate};
 use flowlens::output::{OutputOptions, write_batches, write_stream};
-use flowlens::query::{FlowsConfig, FlowsSession};
+use flowlens::query::{FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin};
 use flowlens::time_range::{TimeRange, parse_time};
 
 /// Exit code for a run where some objects could not be read (DESIGN.md).
@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Sql(args) => runtime()?.block_on(sql(args, quiet)),
+        Command::Query(args) => runtime()?.block_on(named_query(args, quiet)),
         Command::Schema(args) => schema(args),
         Command::Generate(args) => generate_archive(args, quiet),
     }
@@ -47,6 +48,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
+    if args.sources.is_empty() {
+        return Err(usage(
+            "no --source given: name a file, folder, glob or - (or set FLOWLENS_SOURCE)",
+        ));
+    }
     let now = Utc::now();
     let format = match &args.format {
         Some(text) => {
@@ -101,6 +107,50 @@ async fn sql(args: SqlArgs, quiet: bool) -> Result<ExitCode> {
             }
         }
         None => shell::run(&session, &output).await?,
+    }
+    Ok(report::finished(&session, started, quiet))
+}
+
+fn library(dir: &Option<std::path::PathBuf>) -> Result<QueryLibrary> {
+    let library = QueryLibrary::builtin()?;
+    Ok(match dir {
+        Some(dir) => library.with_dir(dir).map_err(usage)?,
+        None => library,
+    })
+}
+
+async fn named_query(args: QueryArgs, quiet: bool) -> Result<ExitCode> {
+    let library = library(&args.queries_dir)?;
+    let Some(name) = args.name.as_deref().filter(|_| !args.list) else {
+        for query in library.queries() {
+            let origin = match &query.origin {
+                QueryOrigin::Builtin => String::new(),
+                QueryOrigin::File(path) => format!("  [{}]", path.display()),
+            };
+            println!(
+                "{}{origin}
+    {}",
+                query.name, query.description
+            );
+            for param in &query.params {
+                println!("    --param {param}");
+            }
+            for uses in &query.uses {
+                println!("    uses {uses}");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let query = library.get(name).map_err(usage)?;
+    let sql = query.render(&args.params).map_err(usage)?;
+    let config = flows_config(&args.source)?;
+    let output = output_options(&args.output)?;
+    let started = Instant::now();
+    let session = FlowsSession::open(&config).map_err(usage)?;
+    report::selected(&session, quiet);
+    for statement in session.parse(&sql)? {
+        let stream = session.execute(statement).await?;
+        write_stream(stream, &output).await?;
     }
     Ok(report::finished(&session, started, quiet))
 }

@@ -48,6 +48,15 @@ impl Role {
         }
     }
 
+    /// Which of the three flow logs (formats) covers this role's interfaces.
+    fn flow_log(self) -> usize {
+        match self {
+            Role::Web | Role::Bastion => 0,
+            Role::App | Role::Db | Role::Batch => 1,
+            Role::Nat | Role::Task => 2,
+        }
+    }
+
     pub fn is_public(self) -> bool {
         matches!(self, Role::Web | Role::Bastion | Role::Nat)
     }
@@ -124,7 +133,7 @@ impl Estate {
                     addr: format!("10.0.{subnet}.{}", 10 + index / 2),
                     subnet_id: format!("subnet-{}", hex_id(seed, 900 + subnet as u64, 17)),
                     az_id: ["use1-az1", "use1-az2"][az],
-                    flow_log: if mixed_formats { index % 3 } else { 0 },
+                    flow_log: if mixed_formats { role.flow_log() } else { 0 },
                 }
             })
             .collect();

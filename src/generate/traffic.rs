@@ -56,7 +56,17 @@ pub fn public_addr(i: u64) -> String {
 }
 
 fn public_v6(i: u64) -> String {
-    format!("2a02:cf40:{:x}::{:x}", (i >> 8) & 0xffff, i & 0xff)
+    let addr = std::net::Ipv6Addr::new(
+        0x2a02,
+        0xcf40,
+        (i >> 8) as u16,
+        0,
+        0,
+        0,
+        0,
+        (i & 0xff) as u16,
+    );
+    addr.to_string()
 }
 
 /// A pool index drawn with a heavy head: a few peers are seen often, most rarely.
