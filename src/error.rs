@@ -41,6 +41,10 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// An S3 request failed; `location` is `s3://bucket/key` (or the prefix being listed).
+    #[error("{location}: {message}")]
+    S3 { location: String, message: String },
+
     /// A Parquet object that could not be read.
     #[error("{location}: {source}")]
     Parquet {

@@ -14,6 +14,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
+use crate::source::{S3Options, S3Url, s3_client, upload_file};
 use datafusion::execution::SendableRecordBatchStream;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,10 +30,12 @@ pub enum OutputFormat {
 #[derive(Clone, Debug)]
 pub struct OutputOptions {
     pub format: OutputFormat,
-    /// A file; `None` is standard output.
+    /// A file or `s3://bucket/key`; `None` is standard output.
     pub out: Option<PathBuf>,
     /// Rows a table shows before it stops (the rest are counted).
     pub max_rows: usize,
+    /// For `s3://` outputs.
+    pub s3: S3Options,
 }
 
 impl OutputOptions {
@@ -48,18 +51,39 @@ impl OutputOptions {
     }
 }
 
-/// Writes a result stream; returns the number of rows.
+/// Writes a result stream; returns the number of rows. An `s3://` output is written to a
+/// temporary file first and uploaded whole once complete, so readers never see half of it.
 pub async fn write_stream(
     mut stream: SendableRecordBatchStream,
     options: &OutputOptions,
 ) -> Result<u64> {
     let schema = stream.schema();
+    let s3_target = match options
+        .out
+        .as_ref()
+        .and_then(|p| S3Url::parse(&p.to_string_lossy()))
+    {
+        Some(Ok(url)) => Some(url),
+        Some(Err(reason)) => return Err(Error::invalid("--out", reason)),
+        None => None,
+    };
+    let staging = match &s3_target {
+        Some(_) => Some(tempfile::NamedTempFile::new().map_err(|e| Error::io("--out", e))?),
+        None => None,
+    };
+    let local = OutputOptions {
+        out: staging
+            .as_ref()
+            .map(|f| f.path().to_path_buf())
+            .or_else(|| options.out.clone()),
+        ..options.clone()
+    };
     let location = options
         .out
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "<stdout>".to_string());
-    let mut sink = Sink::new(schema, options, &location)?;
+    let mut sink = Sink::new(schema, &local, &location)?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| Error::query("SQL", e))?;
@@ -67,6 +91,10 @@ pub async fn write_stream(
         sink.write(&batch)?;
     }
     sink.finish(rows)?;
+    if let (Some(url), Some(file)) = (s3_target, staging) {
+        let client = s3_client(&options.s3).await;
+        upload_file(&client, &url, file.path()).await?;
+    }
     Ok(rows)
 }
 

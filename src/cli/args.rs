@@ -68,6 +68,23 @@ pub struct SourceArgs {
     /// Stop at the first bad line or unreadable object instead of counting and going on.
     #[arg(long)]
     pub strict: bool,
+
+    /// Only these accounts (from the key layout). Repeatable or comma-separated.
+    #[arg(long = "account", value_name = "ID", value_delimiter = ',')]
+    pub accounts: Vec<String>,
+
+    /// Only these regions (from the key layout). Repeatable or comma-separated.
+    #[arg(long = "region", value_name = "REGION", value_delimiter = ',')]
+    pub regions: Vec<String>,
+
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 (also AWS_ENDPOINT_URL_S3 /
+    /// AWS_ENDPOINT_URL). Custom endpoints use path-style addressing.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// S3 objects read at once.
+    #[arg(long, value_name = "N", default_value_t = flowlens::source::DEFAULT_CONCURRENCY)]
+    pub s3_concurrency: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -76,7 +93,7 @@ pub struct OutputArgs {
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 
-    /// Write results to this file instead of standard output.
+    /// Write results to this file (or s3://bucket/key) instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 

@@ -17,6 +17,7 @@ use flowlens::format::{FIELDS, FlowFormat, flows_schema};
 use flowlens::generate::{GenerateOptions, generate};
 use flowlens::output::{OutputOptions, write_batches, write_stream};
 use flowlens::query::{FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin};
+use flowlens::source::S3Options;
 use flowlens::time_range::{TimeRange, parse_time};
 
 /// Exit code for a run where some objects could not be read (DESIGN.md).
@@ -75,19 +76,44 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
     {
         return Err(usage("--since must be before --until"));
     }
+    if args.s3_concurrency == 0 {
+        return Err(usage("--s3-concurrency must be at least 1"));
+    }
     Ok(FlowsConfig {
         sources: args.sources.clone(),
         format,
         time_range,
         strict: args.strict,
+        accounts: args.accounts.clone(),
+        regions: args.regions.clone(),
+        s3: S3Options {
+            endpoint_url: args.endpoint_url.clone(),
+            concurrency: Some(args.s3_concurrency),
+        },
     })
 }
 
-fn output_options(args: &OutputArgs) -> Result<OutputOptions> {
+/// Listing errors from flags (a missing folder, a bad glob) are usage errors; S3 errors
+/// (denied, no such bucket) are errors.
+async fn open_session(config: &FlowsConfig) -> Result<FlowsSession> {
+    FlowsSession::open(config).await.map_err(|e| match e {
+        flowlens::error::Error::Invalid { .. } => usage(e),
+        flowlens::error::Error::Io { ref location, .. } if location.starts_with("--source") => {
+            usage(e)
+        }
+        other => other.into(),
+    })
+}
+
+fn output_options(args: &OutputArgs, source: &SourceArgs) -> Result<OutputOptions> {
     let options = OutputOptions {
         format: args.output,
         out: args.out.clone(),
         max_rows: args.max_rows,
+        s3: S3Options {
+            endpoint_url: source.endpoint_url.clone(),
+            concurrency: None,
+        },
     };
     options.validate().map_err(usage)?;
     Ok(options)
@@ -95,9 +121,9 @@ fn output_options(args: &OutputArgs) -> Result<OutputOptions> {
 
 async fn sql(args: SqlArgs, quiet: bool) -> Result<ExitCode> {
     let config = flows_config(&args.source)?;
-    let output = output_options(&args.output)?;
+    let output = output_options(&args.output, &args.source)?;
     let started = Instant::now();
-    let session = FlowsSession::open(&config).map_err(usage)?;
+    let session = open_session(&config).await?;
     report::selected(&session, quiet);
     match args.sql {
         Some(sql) => {
@@ -144,9 +170,9 @@ async fn named_query(args: QueryArgs, quiet: bool) -> Result<ExitCode> {
     let query = library.get(name).map_err(usage)?;
     let sql = query.render(&args.params).map_err(usage)?;
     let config = flows_config(&args.source)?;
-    let output = output_options(&args.output)?;
+    let output = output_options(&args.output, &args.source)?;
     let started = Instant::now();
-    let session = FlowsSession::open(&config).map_err(usage)?;
+    let session = open_session(&config).await?;
     report::selected(&session, quiet);
     for statement in session.parse(&sql)? {
         let stream = session.execute(statement).await?;
@@ -183,6 +209,7 @@ fn schema(args: SchemaArgs) -> Result<ExitCode> {
         format: args.output,
         out: None,
         max_rows: usize::MAX,
+        s3: S3Options::default(),
     };
     options.validate().map_err(usage)?;
     write_batches(std::slice::from_ref(&batch), batch.schema(), &options)?;

@@ -26,11 +26,14 @@ pub fn human_bytes(bytes: u64) -> String {
 pub fn selected(session: &FlowsSession, quiet: bool) {
     let objects = session.selected_objects();
     let bytes: u64 = objects.iter().map(|o| o.size).sum();
+    let listing = session.listing();
     tracing::info!(
-        "{} objects selected ({}); {} files skipped by name",
+        "{} objects selected ({}) of {} seen; {} S3 list requests; {} local files skipped by name",
         objects.len(),
         human_bytes(bytes),
-        session.skipped_files()
+        listing.objects_seen,
+        listing.list_requests,
+        listing.skipped_files
     );
     if objects.is_empty() && !quiet {
         eprintln!("flowlens: no flow log objects in the given sources (or time window)");

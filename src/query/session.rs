@@ -12,7 +12,10 @@ use super::functions::flowlens_functions;
 use crate::decode::DecoderOptions;
 use crate::error::{Error, Result};
 use crate::format::FlowFormat;
-use crate::source::{ObjectRef, ScanStats, list_local};
+use crate::source::{
+    DEFAULT_CONCURRENCY, ListFilter, ObjectRef, S3Options, S3Url, ScanStats, list_sources,
+    s3_client,
+};
 use crate::table::FlowsTable;
 use crate::time_range::TimeRange;
 
@@ -27,6 +30,18 @@ pub struct FlowsConfig {
     pub time_range: TimeRange,
     /// Fail on the first bad line or unreadable object instead of counting it.
     pub strict: bool,
+    /// `--account` / `--region`: only these (empty for all), judged from the key layout.
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+    /// S3 endpoint and concurrency.
+    pub s3: S3Options,
+}
+
+impl FlowsConfig {
+    /// Whether any source is on S3 (and so an S3 client is needed).
+    pub fn uses_s3(&self) -> bool {
+        self.sources.iter().any(|s| S3Url::parse(s).is_some())
+    }
 }
 
 /// A session whose `flows` table reads the configured sources.
@@ -34,30 +49,61 @@ pub struct FlowsSession {
     ctx: SessionContext,
     stats: Arc<ScanStats>,
     table: Arc<FlowsTable>,
-    skipped_files: usize,
+    listing: ListingSummary,
+}
+
+/// What listing the sources found, before anything was read.
+#[derive(Clone, Debug, Default)]
+pub struct ListingSummary {
+    /// Local files under source folders passed over (not flow log names).
+    pub skipped_files: usize,
+    /// S3 ListObjectsV2 requests.
+    pub list_requests: u64,
+    /// Objects seen while listing, selected or not.
+    pub objects_seen: u64,
 }
 
 impl FlowsSession {
     /// Lists the sources and registers the `flows` table and functions.
-    pub fn open(config: &FlowsConfig) -> Result<Self> {
-        let listing = list_local(&config.sources)?;
+    pub async fn open(config: &FlowsConfig) -> Result<Self> {
+        let client = match config.uses_s3() {
+            true => Some(s3_client(&config.s3).await),
+            false => None,
+        };
+        let filter = ListFilter {
+            time_range: config.time_range,
+            accounts: config.accounts.clone(),
+            regions: config.regions.clone(),
+        };
+        let listing = list_sources(&config.sources, &filter, client.as_ref()).await?;
         let options = DecoderOptions {
             default_format: config.format.clone().unwrap_or_else(FlowFormat::default_v2),
             strict: config.strict,
             time_range: config.time_range,
             ..DecoderOptions::default()
         };
-        Ok(Self::with_objects(
-            listing.objects,
-            options,
-            listing.skipped.len(),
-        ))
+        let summary = ListingSummary {
+            skipped_files: listing.skipped_files,
+            list_requests: listing.list_requests,
+            objects_seen: listing.objects_seen,
+        };
+        let mut table = FlowsTable::new(listing.objects, options, Arc::new(ScanStats::default()));
+        if let Some(client) = client {
+            let concurrency = config.s3.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+            table = table.with_s3(client, concurrency);
+        }
+        Ok(Self::with_table(table, summary))
     }
 
-    /// A session over objects already listed.
-    pub fn with_objects(objects: Vec<ObjectRef>, options: DecoderOptions, skipped: usize) -> Self {
-        let stats = Arc::new(ScanStats::default());
-        let table = Arc::new(FlowsTable::new(objects, options, stats.clone()));
+    /// A session over objects already listed (local objects only).
+    pub fn with_objects(objects: Vec<ObjectRef>, options: DecoderOptions) -> Self {
+        let table = FlowsTable::new(objects, options, Arc::new(ScanStats::default()));
+        Self::with_table(table, ListingSummary::default())
+    }
+
+    fn with_table(table: FlowsTable, listing: ListingSummary) -> Self {
+        let stats = table.stats();
+        let table = Arc::new(table);
         let config = SessionConfig::new().with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         for function in flowlens_functions() {
@@ -69,7 +115,7 @@ impl FlowsSession {
             ctx,
             stats,
             table,
-            skipped_files: skipped,
+            listing,
         }
     }
 
@@ -87,9 +133,9 @@ impl FlowsSession {
         self.table.objects_in(&TimeRange::ALL)
     }
 
-    /// Files under source folders that were passed over (not flow log names).
-    pub fn skipped_files(&self) -> usize {
-        self.skipped_files
+    /// What listing found.
+    pub fn listing(&self) -> &ListingSummary {
+        &self.listing
     }
 
     /// Splits SQL text into statements; a syntax error names the problem plainly.

@@ -1,6 +1,7 @@
-//! What an object's key says before it is opened: account, region, and the window its
-//! records' end times fall in (AWS's plain and Hive-compatible layouts, and the file name's
-//! `_YYYYMMDDTHHmmZ_` stamp). Used to skip objects outside `--since` / `--until`.
+//! What an object's key (or a folder prefix) says before anything is opened: account,
+//! region, and the window its records' end times fall in, from AWS's plain and
+//! Hive-compatible layouts and the file name's `_YYYYMMDDTHHmmZ_` stamp. Used to skip
+//! objects, and whole prefixes when listing S3, outside `--since` / `--until`.
 
 use chrono::NaiveDate;
 
@@ -13,72 +14,121 @@ const CLOCK_SLACK: i64 = 600;
 pub struct KeyInfo {
     pub account: Option<String>,
     pub region: Option<String>,
-    /// `[lo, hi)` of the end times of the records the object can hold.
+    /// `[lo, hi)` of the end times of the records the object (or prefix) can hold.
     pub window: Option<(i64, i64)>,
+    /// The path is under `AWSLogs/<acct>/` but in another service's logs (CloudTrail, …).
+    pub other_service: bool,
 }
 
-/// Reads the key layout of a path or S3 key.
+/// Reads the layout of an object's path or key (its last segment is the file name).
 pub fn key_info(key: &str) -> KeyInfo {
-    let segments: Vec<&str> = key.split(['/', '\\']).filter(|s| !s.is_empty()).collect();
+    parse(key, true)
+}
+
+/// Reads the layout of a folder prefix (every segment is a folder).
+pub fn prefix_info(prefix: &str) -> KeyInfo {
+    parse(prefix, false)
+}
+
+fn parse(path: &str, has_file_name: bool) -> KeyInfo {
+    let segments: Vec<&str> = path.split(['/', '\\']).filter(|s| !s.is_empty()).collect();
+    let folders = if has_file_name {
+        &segments[..segments.len().saturating_sub(1)]
+    } else {
+        &segments[..]
+    };
     let mut info = KeyInfo::default();
-    let (mut year, mut month, mut day, mut hour) = (None, None, None, None);
+    let mut date = DateParts::default();
 
     // Plain layout: AWSLogs/<acct>/vpcflowlogs/<region>/YYYY/MM/DD/[HH/]
-    if let Some(i) = segments.iter().position(|s| *s == "vpcflowlogs") {
-        if i >= 1 && segments[i - 1].bytes().all(|b| b.is_ascii_digit()) {
-            info.account = Some(segments[i - 1].to_string());
-        }
-        if let Some(region) = segments.get(i + 1) {
-            info.region = Some(region.to_string());
-        }
-        let number = |j: usize, len: usize| {
-            segments
-                .get(j)
-                .filter(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u32>().ok())
-        };
-        year = number(i + 2, 4);
-        month = number(i + 3, 2);
-        day = number(i + 4, 2);
-        // An hour folder is two digits followed by more path (the file name).
-        if i + 6 < segments.len() {
-            hour = number(i + 5, 2);
+    if let Some(i) = folders.iter().position(|s| *s == "AWSLogs") {
+        if let Some(acct) = folders.get(i + 1).filter(|s| !s.contains('=')) {
+            info.account = Some(acct.to_string());
+            match folders.get(i + 2) {
+                Some(&"vpcflowlogs") => {
+                    info.region = folders.get(i + 3).map(|s| s.to_string());
+                    let number = |j: usize, len: usize| {
+                        folders
+                            .get(j)
+                            .filter(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+                            .and_then(|s| s.parse::<u32>().ok())
+                    };
+                    date.year = number(i + 4, 4);
+                    date.month = number(i + 5, 2);
+                    date.day = number(i + 6, 2);
+                    date.hour = number(i + 7, 2);
+                }
+                Some(_) => info.other_service = true,
+                None => {}
+            }
         }
     }
     // Hive-compatible: aws-account-id=…/aws-service=vpcflowlogs/aws-region=…/year=…/…
-    for s in &segments {
+    for s in folders {
         if let Some((k, v)) = s.split_once('=') {
             match k {
                 "aws-account-id" => info.account = Some(v.to_string()),
+                "aws-service" => info.other_service = v != "vpcflowlogs",
                 "aws-region" => info.region = Some(v.to_string()),
-                "year" => year = v.parse().ok(),
-                "month" => month = v.parse().ok(),
-                "day" => day = v.parse().ok(),
-                "hour" => hour = v.parse().ok(),
+                "year" => date.year = v.parse().ok(),
+                "month" => date.month = v.parse().ok(),
+                "day" => date.day = v.parse().ok(),
+                "hour" => date.hour = v.parse().ok(),
                 _ => {}
             }
         }
     }
 
-    let file_name = segments.last().copied().unwrap_or("");
-    if let Some(stamp) = name_stamp(file_name) {
-        info.window = Some((stamp - LATE_DELIVERY, stamp + 300 + CLOCK_SLACK));
-        return info;
+    if has_file_name {
+        if let Some(stamp) = segments.last().and_then(|name| name_stamp(name)) {
+            info.window = Some((stamp - LATE_DELIVERY, stamp + 300 + CLOCK_SLACK));
+            return info;
+        }
     }
-    if let (Some(y), Some(m), Some(d)) = (year, month, day)
-        && let Some(midnight) = NaiveDate::from_ymd_opt(y as i32, m, d)
-            .and_then(|date| date.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc().timestamp())
-    {
-        info.window = Some(match hour.filter(|h| *h < 24) {
-            Some(h) => {
-                let start = midnight + i64::from(h) * 3600;
-                (start - LATE_DELIVERY, start + 3600 + CLOCK_SLACK)
-            }
-            None => (midnight - LATE_DELIVERY, midnight + 86400 + CLOCK_SLACK),
-        });
-    }
+    info.window = date
+        .window()
+        .map(|(lo, hi)| (lo - LATE_DELIVERY, hi + CLOCK_SLACK));
     info
+}
+
+#[derive(Default)]
+struct DateParts {
+    year: Option<u32>,
+    month: Option<u32>,
+    day: Option<u32>,
+    hour: Option<u32>,
+}
+
+impl DateParts {
+    /// The span the folders name: a year, a month, a day or an hour.
+    fn window(&self) -> Option<(i64, i64)> {
+        let midnight = |y: u32, m: u32, d: u32| {
+            NaiveDate::from_ymd_opt(y as i32, m, d)
+                .and_then(|date| date.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc().timestamp())
+        };
+        let year = self.year?;
+        let Some(month) = self.month else {
+            return Some((midnight(year, 1, 1)?, midnight(year + 1, 1, 1)?));
+        };
+        let Some(day) = self.day else {
+            let (ny, nm) = if month == 12 {
+                (year + 1, 1)
+            } else {
+                (year, month + 1)
+            };
+            return Some((midnight(year, month, 1)?, midnight(ny, nm, 1)?));
+        };
+        let start = midnight(year, month, day)?;
+        match self.hour {
+            Some(h) if h < 24 => {
+                let start = start + i64::from(h) * 3600;
+                Some((start, start + 3600))
+            }
+            Some(_) => None,
+            None => Some((start, start + 86400)),
+        }
+    }
 }
 
 /// The `_YYYYMMDDTHHmmZ_` stamp in an AWS flow log object name, as Unix seconds.
@@ -121,6 +171,7 @@ mod tests {
             info.window,
             Some((DAY - LATE_DELIVERY, DAY + 86400 + CLOCK_SLACK))
         );
+        assert!(!info.other_service);
     }
 
     #[test]
@@ -155,6 +206,29 @@ mod tests {
             info.window,
             Some((start - LATE_DELIVERY, start + 3600 + CLOCK_SLACK))
         );
+    }
+
+    #[test]
+    fn folder_prefixes_name_years_months_days_hours() {
+        let month = prefix_info("AWSLogs/1/vpcflowlogs/us-east-1/2025/10/");
+        let oct1 = DAY - 11 * 86400;
+        let nov1 = oct1 + 31 * 86400;
+        assert_eq!(
+            month.window,
+            Some((oct1 - LATE_DELIVERY, nov1 + CLOCK_SLACK))
+        );
+        let year =
+            prefix_info("AWSLogs/aws-account-id=1/aws-service=vpcflowlogs/aws-region=x/year=2025/");
+        assert!(year.window.is_some_and(|(lo, hi)| hi - lo > 365 * 86400));
+        let hour = prefix_info("AWSLogs/1/vpcflowlogs/us-east-1/2025/10/12/07/");
+        assert_eq!(
+            hour.window,
+            Some((DAY + 7 * 3600 - LATE_DELIVERY, DAY + 8 * 3600 + CLOCK_SLACK))
+        );
+        assert_eq!(prefix_info("AWSLogs/1/").account.as_deref(), Some("1"));
+        assert!(prefix_info("AWSLogs/1/CloudTrail/").other_service);
+        assert!(prefix_info("AWSLogs/aws-account-id=1/aws-service=cloudtrail/").other_service);
+        assert!(!prefix_info("AWSLogs/1/vpcflowlogs/").other_service);
     }
 
     #[test]

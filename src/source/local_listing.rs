@@ -2,23 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::object::ObjectRef;
+use super::object::{ObjectRef, flow_log_name};
 use crate::error::{Error, Result};
-
-/// File names a folder walk takes: flow log text (plain or gzip) and Parquet. A file named
-/// explicitly is always taken, whatever its name.
-fn looks_like_flow_log(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    if name.starts_with('.') {
-        return false;
-    }
-    [".log", ".gz", ".txt", ".parquet"]
-        .iter()
-        .any(|ext| name.ends_with(ext))
-}
 
 #[derive(Debug, Default)]
 pub struct LocalListing {
@@ -95,7 +80,7 @@ fn add_path(source: &str, path: &Path, listing: &mut LocalListing) -> Result<()>
         if !entry.file_type().is_file() {
             continue;
         }
-        if !looks_like_flow_log(entry.path()) {
+        if !flow_log_name(&entry.path().to_string_lossy()) {
             listing.skipped.push(entry.path().to_path_buf());
             continue;
         }

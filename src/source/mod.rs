@@ -1,15 +1,25 @@
 //! Where flow logs come from: listing objects (pruned by the key layout), reading them
-//! through decompression into the decoder. The only layer that does I/O.
+//! through decompression into the decoder. The only layer that does I/O, and the only one
+//! that talks to S3.
 
 mod key_layout;
+mod listing;
 mod local_listing;
 mod object;
 mod object_reader;
 mod parquet_object;
+mod s3_client;
+mod s3_reader;
+mod s3_upload;
+mod s3_url;
 mod scan_stats;
 
-pub use key_layout::{KeyInfo, key_info};
+pub use key_layout::{KeyInfo, key_info, prefix_info};
+pub use listing::{ListFilter, Listing, list_sources};
 pub use local_listing::{LocalListing, list_local};
 pub use object::{ObjectLocation, ObjectRef};
-pub use object_reader::scan_objects;
+pub use object_reader::{ReadContext, scan_objects};
+pub use s3_client::{DEFAULT_CONCURRENCY, S3Options, s3_client};
+pub use s3_upload::upload_file;
+pub use s3_url::S3Url;
 pub use scan_stats::{ObjectFailure, ScanStats};

@@ -1,14 +1,16 @@
-//! One readable object: a local file or standard input (S3 objects join here).
+//! One readable object: a local file, standard input, or an S3 object.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use super::key_layout::{KeyInfo, key_info};
+use super::s3_url::S3Url;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ObjectLocation {
     Path(PathBuf),
     Stdin,
+    S3(S3Url),
 }
 
 impl fmt::Display for ObjectLocation {
@@ -16,6 +18,7 @@ impl fmt::Display for ObjectLocation {
         match self {
             ObjectLocation::Path(p) => write!(f, "{}", p.display()),
             ObjectLocation::Stdin => f.write_str("<stdin>"),
+            ObjectLocation::S3(url) => write!(f, "{url}"),
         }
     }
 }
@@ -45,4 +48,34 @@ impl ObjectRef {
             key: KeyInfo::default(),
         }
     }
+
+    pub fn s3(bucket: &str, key: &str, size: u64) -> Self {
+        ObjectRef {
+            location: ObjectLocation::S3(S3Url {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            }),
+            size,
+            key: key_info(key),
+        }
+    }
+
+    /// AWS-delivered Parquet, told by its name (S3 objects are not peeked at first).
+    pub fn is_parquet_name(&self) -> bool {
+        match &self.location {
+            ObjectLocation::S3(url) => url.key.ends_with(".parquet"),
+            ObjectLocation::Path(p) => p.extension().is_some_and(|e| e == "parquet"),
+            ObjectLocation::Stdin => false,
+        }
+    }
+}
+
+/// Names a folder walk or prefix listing takes: flow log text (plain or gzip) and Parquet.
+/// An object named explicitly is always taken, whatever its name.
+pub(crate) fn flow_log_name(name: &str) -> bool {
+    let name = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    !name.starts_with('.')
+        && [".log", ".gz", ".txt", ".parquet"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
 }

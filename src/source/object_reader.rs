@@ -1,6 +1,6 @@
-//! Reads objects into record batches: opens, detects gzip and Parquet by their magic bytes,
-//! streams the bytes through decompression into the decoder, and keeps going past an object
-//! that fails (it is named in the scan's stats).
+//! Reads objects into record batches: opens them (files, stdin, S3), detects gzip and
+//! Parquet, streams the bytes through decompression into the decoder, and keeps going past
+//! an object that fails (it is named in the scan's stats).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -8,15 +8,35 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use aws_sdk_s3::Client;
 use flate2::read::MultiGzDecoder;
+use tokio::runtime::Handle;
 
 use super::object::{ObjectLocation, ObjectRef};
-use super::parquet_object::read_parquet;
+use super::parquet_object::{read_parquet, read_s3_parquet};
+use super::s3_reader::{PendingGet, read_s3_text, start_get};
 use super::scan_stats::{ObjectFailure, ScanStats};
 use crate::decode::{Decoder, DecoderOptions};
 use crate::error::{Error, Result};
 
 const READ_CHUNK: usize = 256 * 1024;
+
+/// After this many objects in a row fail on S3, the store is taken to be gone and the
+/// scan stops with an error instead of trying (and retrying) every remaining object.
+const CONSECUTIVE_S3_FAILURES: usize = 5;
+
+/// What reading needs besides the objects: the S3 client and the runtime its requests run
+/// on, when any object is on S3.
+#[derive(Clone)]
+pub struct ReadContext {
+    pub s3: Option<(Client, Handle)>,
+}
+
+impl ReadContext {
+    pub fn local() -> Self {
+        ReadContext { s3: None }
+    }
+}
 
 /// Reads `objects` in order, handing each batch to `emit` (which can stop the scan).
 /// Bad lines, unknown fields and failed objects land in `stats`; with `options.strict` the
@@ -24,6 +44,7 @@ const READ_CHUNK: usize = 256 * 1024;
 pub fn scan_objects(
     objects: &[ObjectRef],
     options: &DecoderOptions,
+    context: &ReadContext,
     stats: &Arc<ScanStats>,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<()> {
@@ -32,20 +53,40 @@ pub fn scan_objects(
         stats.rows_out(batch.num_rows() as u64);
         emit(batch)
     };
-    for object in objects {
+    let mut next: Option<PendingGet> = None;
+    let mut s3_failures_in_a_row = 0;
+    for (i, object) in objects.iter().enumerate() {
         let location = object.location.to_string();
+        let pending = next.take().or_else(|| prefetch(context, object));
+        // Start the following object's request while this one is decoded.
+        next = objects.get(i + 1).and_then(|o| prefetch(context, o));
         decoder.start_input(location.clone());
-        let outcome = read_object(object, &mut decoder, options, &mut send);
+        let outcome = read_object(object, pending, &mut decoder, options, context, &mut send);
         stats.add_bad_lines(&decoder.take_bad_lines());
         stats.add_unknown_fields(decoder.take_unknown_fields());
         match outcome {
-            Ok(ControlFlow::Continue(())) => stats.object_read(object.size),
+            Ok(ControlFlow::Continue(())) => {
+                stats.object_read(object.size);
+                s3_failures_in_a_row = 0;
+            }
             Ok(ControlFlow::Break(())) => return Ok(()),
             Err(error) if options.strict => return Err(error),
-            Err(error) => stats.add_failure(ObjectFailure {
-                location,
-                message: failure_message(&error),
-            }),
+            Err(error) => {
+                let message = failure_message(&error);
+                if matches!(object.location, ObjectLocation::S3(_)) {
+                    s3_failures_in_a_row += 1;
+                    if s3_failures_in_a_row >= CONSECUTIVE_S3_FAILURES {
+                        return Err(Error::S3 {
+                            location,
+                            message: format!(
+                                "{s3_failures_in_a_row} objects in a row could not be read \
+                                 (last: {message}); stopping"
+                            ),
+                        });
+                    }
+                }
+                stats.add_failure(ObjectFailure { location, message });
+            }
         }
     }
     if let Some(batch) = decoder.flush()? {
@@ -54,18 +95,30 @@ pub fn scan_objects(
     Ok(())
 }
 
+fn prefetch(context: &ReadContext, object: &ObjectRef) -> Option<PendingGet> {
+    match (&object.location, &context.s3) {
+        (ObjectLocation::S3(url), Some((client, handle))) if !object.is_parquet_name() => {
+            Some(start_get(client, handle, url))
+        }
+        _ => None,
+    }
+}
+
 /// The error without its location prefix (the failure carries the location already).
 fn failure_message(error: &Error) -> String {
     match error {
         Error::Io { source, .. } => source.to_string(),
+        Error::S3 { message, .. } => message.clone(),
         other => other.to_string(),
     }
 }
 
 fn read_object(
     object: &ObjectRef,
+    pending: Option<PendingGet>,
     decoder: &mut Decoder,
     options: &DecoderOptions,
+    context: &ReadContext,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
     let location = object.location.to_string();
@@ -84,6 +137,24 @@ fn read_object(
             } else {
                 read_text(reader, &location, decoder, emit)
             }
+        }
+        ObjectLocation::S3(url) => {
+            let Some((client, handle)) = &context.s3 else {
+                return Err(Error::invalid(location, "no S3 client configured"));
+            };
+            if object.is_parquet_name() {
+                return read_s3_parquet(
+                    client,
+                    handle,
+                    url,
+                    object.size,
+                    options,
+                    decoder.schema(),
+                    emit,
+                );
+            }
+            let pending = pending.unwrap_or_else(|| start_get(client, handle, url));
+            read_s3_text(handle, pending, url, decoder, emit)
         }
     }
 }

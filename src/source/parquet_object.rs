@@ -1,19 +1,125 @@
 //! AWS-delivered Parquet flow logs, read as they are and mapped onto the `flows` schema:
-//! columns the file lacks are NULL, others are cast to the contract's types.
+//! columns the file lacks are NULL, others are cast to the contract's types. Local files
+//! are read directly; S3 objects with range requests through the same client as the rest.
 
 use std::fs::File;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions};
 use arrow::compute::kernels::cmp::{gt_eq, lt};
 use arrow::compute::{and_kleene, cast, filter_record_batch};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use tokio::runtime::Handle;
 
+use super::s3_client::s3_error;
+use super::s3_url::S3Url;
 use crate::decode::DecoderOptions;
 use crate::error::{Error, Result};
+use crate::time_range::TimeRange;
+
+/// Maps a Parquet file's batches onto the `flows` columns a scan wants.
+struct ParquetMapper {
+    out_schema: SchemaRef,
+    range: TimeRange,
+    location: String,
+}
+
+impl ParquetMapper {
+    /// The top-level columns of the file to read.
+    fn roots(&self, file_schema: &Schema) -> Vec<usize> {
+        let mut wanted: Vec<&str> = self
+            .out_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        if !self.range.is_all() {
+            wanted.extend(["start", "end"]);
+        }
+        file_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| wanted.contains(&f.name().as_str()))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn arrow_error(&self, source: ArrowError) -> Error {
+        Error::Arrow {
+            location: self.location.clone(),
+            source,
+        }
+    }
+
+    fn map(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let mut batch = batch;
+        if !self.range.is_all() {
+            let keep = time_mask(&batch, self.range).map_err(|e| self.arrow_error(e))?;
+            batch = filter_record_batch(&batch, &keep).map_err(|e| self.arrow_error(e))?;
+        }
+        let rows = batch.num_rows();
+        let columns = self
+            .out_schema
+            .fields()
+            .iter()
+            .map(|field| match batch.column_by_name(field.name()) {
+                Some(col) if col.data_type() == field.data_type() => Ok(col.clone()),
+                Some(col) => cast(col, field.data_type()),
+                None => Ok(arrow::array::new_null_array(field.data_type(), rows)),
+            })
+            .collect::<std::result::Result<Vec<ArrayRef>, _>>()
+            .map_err(|e| self.arrow_error(e))?;
+        let opts = RecordBatchOptions::new().with_row_count(Some(rows));
+        RecordBatch::try_new_with_options(self.out_schema.clone(), columns, &opts)
+            .map_err(|e| self.arrow_error(e))
+    }
+}
+
+fn time_mask(
+    batch: &RecordBatch,
+    range: TimeRange,
+) -> std::result::Result<BooleanArray, ArrowError> {
+    let column = |name: &str| -> std::result::Result<ArrayRef, ArrowError> {
+        match batch.column_by_name(name) {
+            Some(c) => cast(c, &DataType::Int64),
+            None => Ok(arrow::array::new_null_array(
+                &DataType::Int64,
+                batch.num_rows(),
+            )),
+        }
+    };
+    let mut keep = BooleanArray::from(vec![true; batch.num_rows()]);
+    if let Some(since) = range.since {
+        keep = and_kleene(
+            &keep,
+            &gt_eq(&column("end")?, &Int64Array::new_scalar(since))?,
+        )?;
+    }
+    if let Some(until) = range.until {
+        keep = and_kleene(
+            &keep,
+            &lt(&column("start")?, &Int64Array::new_scalar(until))?,
+        )?;
+    }
+    // NULL (unknown time) is not in the window.
+    Ok(BooleanArray::from_iter(
+        keep.iter().map(|v| Some(v == Some(true))),
+    ))
+}
 
 pub(crate) fn read_parquet(
     path: &Path,
@@ -26,87 +132,123 @@ pub(crate) fn read_parquet(
         location: location.to_string(),
         source,
     };
+    let mapper = ParquetMapper {
+        out_schema,
+        range: options.time_range,
+        location: location.to_string(),
+    };
     let file = File::open(path).map_err(|e| Error::io(location, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
-    let file_schema = builder.schema().clone();
-    let range = options.time_range;
-    let mut wanted: Vec<&str> = out_schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
-    if !range.is_all() {
-        wanted.extend(["start", "end"]);
-    }
-    let roots: Vec<usize> = file_schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| wanted.contains(&f.name().as_str()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), mapper.roots(builder.schema()));
     let reader = builder
         .with_projection(mask)
         .with_batch_size(options.batch_size)
         .build()
         .map_err(perr)?;
-    let aerr = |source| Error::Arrow {
-        location: location.to_string(),
-        source,
-    };
     for batch in reader {
-        let mut batch = batch.map_err(aerr)?;
-        if !range.is_all() {
-            let keep = time_mask(&batch, range.since, range.until).map_err(aerr)?;
-            batch = filter_record_batch(&batch, &keep).map_err(aerr)?;
-        }
-        let rows = batch.num_rows();
-        let columns = out_schema
-            .fields()
-            .iter()
-            .map(|field| match batch.column_by_name(field.name()) {
-                Some(col) if col.data_type() == field.data_type() => Ok(col.clone()),
-                Some(col) => cast(col, field.data_type()),
-                None => Ok(arrow::array::new_null_array(field.data_type(), rows)),
-            })
-            .collect::<std::result::Result<Vec<ArrayRef>, _>>()
-            .map_err(aerr)?;
-        let opts = RecordBatchOptions::new().with_row_count(Some(rows));
-        let out =
-            RecordBatch::try_new_with_options(out_schema.clone(), columns, &opts).map_err(aerr)?;
-        if rows > 0 && emit(out).is_break() {
+        let out = mapper.map(batch.map_err(|e| mapper.arrow_error(e))?)?;
+        if out.num_rows() > 0 && emit(out).is_break() {
             return Ok(ControlFlow::Break(()));
         }
     }
     Ok(ControlFlow::Continue(()))
 }
 
-fn time_mask(
-    batch: &RecordBatch,
-    since: Option<i64>,
-    until: Option<i64>,
-) -> std::result::Result<BooleanArray, arrow::error::ArrowError> {
-    let column = |name: &str| -> std::result::Result<ArrayRef, arrow::error::ArrowError> {
-        match batch.column_by_name(name) {
-            Some(c) => cast(c, &DataType::Int64),
-            None => Ok(arrow::array::new_null_array(
-                &DataType::Int64,
-                batch.num_rows(),
-            )),
-        }
+/// Reads an S3 Parquet object with range requests (footer first, then the column chunks
+/// the scan needs), driven from a blocking thread through `handle`.
+pub(crate) fn read_s3_parquet(
+    client: &Client,
+    handle: &Handle,
+    url: &S3Url,
+    size: u64,
+    options: &DecoderOptions,
+    out_schema: SchemaRef,
+    emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>> {
+    let location = url.to_string();
+    let perr = |source| Error::Parquet {
+        location: location.clone(),
+        source,
     };
-    let mut keep = BooleanArray::from(vec![true; batch.num_rows()]);
-    if let Some(since) = since {
-        let end = column("end")?;
-        keep = and_kleene(&keep, &gt_eq(&end, &Int64Array::new_scalar(since))?)?;
+    let mapper = ParquetMapper {
+        out_schema,
+        range: options.time_range,
+        location: location.clone(),
+    };
+    let reader = S3RangeReader {
+        client: client.clone(),
+        url: url.clone(),
+        size,
+    };
+    let mut stream = handle
+        .block_on(async {
+            let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+            let roots = mapper.roots(builder.schema());
+            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+            builder
+                .with_projection(mask)
+                .with_batch_size(options.batch_size)
+                .build()
+        })
+        .map_err(perr)?;
+    // One batch at a time: `emit` blocks on a channel, which must not happen inside the
+    // runtime.
+    while let Some(batch) = handle.block_on(stream.next()) {
+        let out = mapper.map(batch.map_err(perr)?)?;
+        if out.num_rows() > 0 && emit(out).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
     }
-    if let Some(until) = until {
-        let start = column("start")?;
-        keep = and_kleene(&keep, &lt(&start, &Int64Array::new_scalar(until))?)?;
+    Ok(ControlFlow::Continue(()))
+}
+
+struct S3RangeReader {
+    client: Client,
+    url: S3Url,
+    size: u64,
+}
+
+impl AsyncFileReader for S3RangeReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            let output = self
+                .client
+                .get_object()
+                .bucket(&self.url.bucket)
+                .key(&self.url.key)
+                .range(format!(
+                    "bytes={}-{}",
+                    range.start,
+                    range.end.saturating_sub(1)
+                ))
+                .send()
+                .await
+                .map_err(|e| {
+                    ParquetError::External(Box::new(s3_error(self.url.to_string(), &e)))
+                })?;
+            let body = output
+                .body
+                .collect()
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))?;
+            Ok(body.into_bytes())
+        }
+        .boxed()
     }
-    // NULL (unknown time) is not in the window.
-    Ok(BooleanArray::from_iter(
-        keep.iter().map(|v| Some(v == Some(true))),
-    ))
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            // One request usually brings the whole footer.
+            let metadata = ParquetMetaDataReader::new()
+                .with_prefetch_hint(Some(64 * 1024))
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
 }

@@ -21,7 +21,9 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use super::time_filters::time_range_of;
 use crate::decode::DecoderOptions;
 use crate::format::flows_schema;
-use crate::source::{ObjectRef, ScanStats, scan_objects};
+use aws_sdk_s3::Client;
+
+use crate::source::{ObjectLocation, ObjectRef, ReadContext, ScanStats, scan_objects};
 use crate::time_range::TimeRange;
 
 /// Batches in flight per partition: bounds memory whatever the archive's size.
@@ -31,6 +33,9 @@ pub struct FlowsTable {
     objects: Arc<Vec<ObjectRef>>,
     options: DecoderOptions,
     stats: Arc<ScanStats>,
+    s3: Option<Client>,
+    /// Partitions for scans that read S3: objects in flight at once.
+    s3_concurrency: usize,
 }
 
 impl fmt::Debug for FlowsTable {
@@ -49,7 +54,16 @@ impl FlowsTable {
             objects: Arc::new(objects),
             options,
             stats,
+            s3: None,
+            s3_concurrency: crate::source::DEFAULT_CONCURRENCY,
         }
+    }
+
+    /// Reads S3 objects with `client`, `concurrency` objects at a time.
+    pub fn with_s3(mut self, client: Client, concurrency: usize) -> Self {
+        self.s3 = Some(client);
+        self.s3_concurrency = concurrency.max(1);
+        self
     }
 
     /// Objects a scan over `range` reads: those whose key layout may hold records in it.
@@ -116,7 +130,18 @@ impl TableProvider for FlowsTable {
             batch_size: state.config().batch_size(),
             ..self.options.clone()
         };
-        let groups = partition_objects(objects, state.config().target_partitions());
+        // Decoding is CPU-bound: one partition per core. Reading S3 waits on the network:
+        // more partitions keep more objects in flight.
+        let on_s3 = objects
+            .iter()
+            .any(|o| matches!(o.location, ObjectLocation::S3(_)));
+        let cores = state.config().target_partitions();
+        let partitions = if on_s3 {
+            cores.max(self.s3_concurrency)
+        } else {
+            cores
+        };
+        let groups = partition_objects(objects, partitions);
         let partitions: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()
             .map(|objects| {
@@ -125,6 +150,7 @@ impl TableProvider for FlowsTable {
                     objects: Arc::new(objects),
                     options: options.clone(),
                     stats: self.stats.clone(),
+                    s3: self.s3.clone(),
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
@@ -166,6 +192,7 @@ struct FlowsPartition {
     objects: Arc<Vec<ObjectRef>>,
     options: DecoderOptions,
     stats: Arc<ScanStats>,
+    s3: Option<Client>,
 }
 
 impl fmt::Debug for FlowsPartition {
@@ -188,6 +215,13 @@ impl PartitionStream for FlowsPartition {
         let objects = self.objects.clone();
         let options = self.options.clone();
         let stats = self.stats.clone();
+        // S3 requests run on the runtime executing this plan.
+        let context = ReadContext {
+            s3: self
+                .s3
+                .clone()
+                .zip(tokio::runtime::Handle::try_current().ok()),
+        };
         // Decoding is CPU work: it runs on the blocking pool and hands batches over a
         // bounded channel, so a slow consumer holds back the reader instead of piling up.
         builder.spawn_blocking(move || {
@@ -196,7 +230,7 @@ impl PartitionStream for FlowsPartition {
                 // The consumer hung up (a LIMIT was reached): stop reading.
                 Err(_) => ControlFlow::Break(()),
             };
-            scan_objects(&objects, &options, &stats, &mut emit)
+            scan_objects(&objects, &options, &context, &stats, &mut emit)
                 .map_err(|e| DataFusionError::External(Box::new(e)))
         });
         builder.build()

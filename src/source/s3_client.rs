@@ -1,0 +1,147 @@
+//! The S3 client, configured the way the AWS CLI is: the default credential chain
+//! (environment, profile, SSO, web identity, ECS task role, instance metadata),
+//! `AWS_REGION` / `AWS_PROFILE`, `AWS_ENDPOINT_URL[_S3]` or `--endpoint-url` for
+//! S3-compatible stores (path-style addressing then). Nothing here logs a credential.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
+use crate::error::Error;
+
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    /// `--endpoint-url`; `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` are read by the SDK.
+    pub endpoint_url: Option<String>,
+    /// Objects read at once (default 16).
+    pub concurrency: Option<usize>,
+}
+
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// Builds a client. Only called when a source or output is on S3.
+pub async fn s3_client(options: &S3Options) -> Client {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        // Throttling (503 SlowDown) and transient errors: the SDK's adaptive retries.
+        .retry_config(RetryConfig::adaptive().with_max_attempts(5))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .read_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(url) = &options.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let shared = loader.load().await;
+    let custom_endpoint = options.endpoint_url.is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let mut config = aws_sdk_s3::config::Builder::from(&shared);
+    if custom_endpoint {
+        // S3-compatible stores (MinIO, Ceph, s3s, …) rarely serve virtual-hosted buckets.
+        config = config.force_path_style(true);
+        if shared.region().is_none() {
+            config = config.region(aws_sdk_s3::config::Region::new("us-east-1"));
+        }
+    }
+    Client::from_conf(config.build())
+}
+
+/// An S3 error as a person can act on it, naming the object or prefix.
+pub(crate) fn s3_error<E, R>(location: impl Into<String>, error: &SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let location = location.into();
+    let message = match error {
+        SdkError::ServiceError(service) => {
+            service_message(service.err().code(), service.err().message())
+        }
+        SdkError::TimeoutError(_) => "timed out talking to S3".to_string(),
+        SdkError::DispatchFailure(failure) => {
+            let why = if failure.is_io() {
+                "connection failed"
+            } else if failure.is_timeout() {
+                "connection timed out"
+            } else {
+                "request could not be sent"
+            };
+            format!("{why}: {}", aws_sdk_s3::error::DisplayErrorContext(error))
+        }
+        other => aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
+    };
+    Error::S3 { location, message }
+}
+
+/// A service error's code and message, said plainly.
+fn service_message(code: Option<&str>, text: Option<&str>) -> String {
+    let code = code.unwrap_or("error");
+    let text = text.unwrap_or("");
+    match code {
+        "NoSuchBucket" => "no such bucket".to_string(),
+        "NoSuchKey" => "no such object".to_string(),
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" => format!(
+            "the credentials were refused ({code}): check AWS_ACCESS_KEY_ID / \
+             AWS_SECRET_ACCESS_KEY, the profile or the role"
+        ),
+        "AccessDenied" => format!("access denied{}", suffix(text)),
+        _ => format!("{code}{}", suffix(text)),
+    }
+}
+
+fn suffix(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+/// The message for an object that could not be read because S3 denied it: when the object
+/// is encrypted with SSE-KMS the usual cause is a missing kms:Decrypt on its key.
+pub(crate) fn access_denied_message(kms_key: Option<&str>, text: &str) -> String {
+    match kms_key {
+        Some(key) => format!(
+            "access denied reading an SSE-KMS encrypted object (key {key}): the role may be \
+             missing kms:Decrypt on that key{}",
+            suffix(text)
+        ),
+        None => format!("access denied{}", suffix(text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_cause() {
+        let refused = service_message(Some("SignatureDoesNotMatch"), Some("The signature…"));
+        assert!(
+            refused.starts_with("the credentials were refused"),
+            "{refused}"
+        );
+        assert_eq!(
+            service_message(Some("NoSuchBucket"), None),
+            "no such bucket"
+        );
+        assert_eq!(
+            service_message(Some("AccessDenied"), Some("Access Denied")),
+            "access denied: Access Denied"
+        );
+        assert_eq!(service_message(Some("SlowDown"), None), "SlowDown");
+    }
+
+    #[test]
+    fn kms_denials_point_at_kms_decrypt() {
+        let msg = access_denied_message(Some("arn:aws:kms:us-east-1:1:key/abc"), "Access Denied");
+        assert!(msg.contains("missing kms:Decrypt on that key"), "{msg}");
+        assert_eq!(access_denied_message(None, ""), "access denied");
+    }
+}
