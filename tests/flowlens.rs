@@ -1291,3 +1291,491 @@ fn every_named_query_gives_the_right_answer() {
     );
     assert_eq!(checked.get(), 24, "every query in the library is checked");
 }
+
+// ---------------------------------------------------------------------------------------
+// S3: a real S3-compatible server (s3s-fs) on 127.0.0.1, spoken to through aws-sdk-s3 with
+// signed requests. Each test starts its own server on its own port and data folder; the
+// server is built once (cargo install into target/tools) and stopped when the test ends.
+
+mod s3 {
+    use std::net::{TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Output, Stdio};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    pub const KEY: &str = "flowlens-test-key";
+    pub const SECRET: &str = "flowlens-test-secret-0123456789";
+
+    fn target_dir() -> PathBuf {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+    }
+
+    /// The s3s-fs binary, installed on first use. A failed install fails the tests.
+    fn binary() -> &'static Path {
+        static BINARY: OnceLock<PathBuf> = OnceLock::new();
+        BINARY.get_or_init(|| {
+            let root = target_dir().join("tools");
+            let bin = root.join("bin").join("s3s-fs");
+            if !bin.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let out = Command::new(cargo)
+                    .args([
+                        "install",
+                        "s3s-fs@0.14.1",
+                        "--features",
+                        "binary",
+                        "--locked",
+                        "--root",
+                    ])
+                    .arg(&root)
+                    .arg("--target-dir")
+                    .arg(target_dir().join("tools-build"))
+                    .output()
+                    .expect("cargo runs");
+                assert!(
+                    out.status.success() && bin.exists(),
+                    "installing s3s-fs failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            bin
+        })
+    }
+
+    pub struct Server {
+        child: Child,
+        pub endpoint: String,
+        pub root: tempfile::TempDir,
+    }
+
+    impl Server {
+        pub fn start() -> Server {
+            let root = tempfile::tempdir().unwrap();
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new(binary())
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", KEY, "--secret-key", SECRET])
+                .arg(root.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("s3s-fs starts");
+            let server = Server {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+                root,
+            };
+            let started = Instant::now();
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "s3s-fs did not start listening on 127.0.0.1:{port}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            server
+        }
+
+        /// A bucket is a folder of the server's data directory; objects are files in it.
+        pub fn bucket(&self, name: &str) -> PathBuf {
+            let dir = self.root.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        }
+
+        pub fn command(&self, args: &[&str]) -> Command {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowlens"));
+            cmd.args(args)
+                .env_remove("FLOWLENS_SOURCE")
+                .env("AWS_ACCESS_KEY_ID", KEY)
+                .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ENDPOINT_URL", &self.endpoint)
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("HOME", std::env::temp_dir());
+            cmd
+        }
+
+        pub fn run(&self, args: &[&str]) -> Output {
+            self.command(args).output().expect("flowlens runs")
+        }
+
+        pub fn stop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+
+    /// The number before `words` in flowlens's `-v` report, e.g. `12 objects selected`.
+    pub fn number_before(text: &str, words: &str) -> u64 {
+        text.split(words)
+            .next()
+            .filter(|head| head.len() < text.len())
+            .and_then(|head| head.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no `{words}` in: {text}"))
+    }
+
+    /// The number after `word` in flowlens's `-v` report, e.g. `read 12 objects`.
+    pub fn number_after(text: &str, word: &str) -> u64 {
+        text.split(word)
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no `{word}` in: {text}"))
+    }
+}
+
+fn generate_into(dir: &Path, args: &[&str]) {
+    let mut all = vec![
+        "generate",
+        "--out",
+        dir.to_str().unwrap(),
+        "--end",
+        "2026-10-15",
+    ];
+    all.extend(args);
+    let out = flowlens(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn s3_listing_paginates_prunes_by_layout_and_matches_local() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("logs");
+    // One-minute objects: 1,440 keys in one day folder, so listing must paginate.
+    generate_into(
+        &bucket,
+        &[
+            "--days",
+            "1",
+            "--enis",
+            "1",
+            "--default-format-only",
+            "--object-minutes",
+            "1",
+        ],
+    );
+    let local = csv_rows(
+        &[bucket.to_str().unwrap()],
+        &[],
+        "SELECT count(*), sum(bytes) FROM flows",
+    );
+    let keys = walk(&bucket).len() as u64;
+    assert!(keys > 1000, "{keys} keys");
+
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*), sum(bytes) FROM flows",
+        "-s",
+        "s3://logs/",
+        "-o",
+        "csv",
+        "-v",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().nth(1).map(str::to_string),
+        local.first().cloned()
+    );
+    let err = stderr(&out);
+    assert_eq!(
+        s3::number_before(&err, " objects selected"),
+        keys,
+        "objects selected: {err}"
+    );
+    assert_eq!(s3::number_after(&err, "read "), keys, "{err}");
+    // AWSLogs/, acct/, vpcflowlogs/, region/, 2026/, 10/, and two pages of 14/.
+    assert!(s3::number_after(&err, "seen; ") >= 8, "{err}");
+
+    // Two hours: only those objects (plus an hour of late-delivery slack) are read.
+    let window = [
+        "--since",
+        "2026-10-14T06:00:00Z",
+        "--until",
+        "2026-10-14T08:00:00Z",
+    ];
+    let mut args = vec![
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://logs/AWSLogs/",
+        "-o",
+        "csv",
+        "-v",
+    ];
+    args.extend(window);
+    let out = server.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let read = s3::number_after(&err, "read ");
+    assert!((120..=260).contains(&read), "read {read} objects: {err}");
+    let expected = csv_rows(
+        &[bucket.to_str().unwrap()],
+        &window,
+        "SELECT count(*) FROM flows",
+    );
+    assert_eq!(
+        stdout(&out).lines().nth(1).map(str::to_string),
+        expected.first().cloned()
+    );
+
+    // Another account or day is not even listed below its folder.
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://logs/",
+        "-o",
+        "csv",
+        "-v",
+        "--account",
+        "999999999999",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(s3::number_before(&err, " objects selected"), 0, "{err}");
+    assert_eq!(s3::number_after(&err, "seen; "), 2, "{err}");
+}
+
+#[test]
+fn s3_hive_layout_hourly_folders_are_pruned() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("hive");
+    generate_into(
+        &bucket,
+        &[
+            "--days",
+            "2",
+            "--enis",
+            "3",
+            "--layout",
+            "hive",
+            "--object-minutes",
+            "15",
+        ],
+    );
+    let total = count_records(&bucket);
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://hive",
+        "-o",
+        "csv",
+        "-v",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some(total.to_string().as_str())
+    );
+    let all_objects = s3::number_before(&stderr(&out), " objects selected");
+
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://hive/AWSLogs",
+        "-o",
+        "csv",
+        "-v",
+        "--since",
+        "2026-10-14T10:00:00Z",
+        "--until",
+        "2026-10-14T11:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let seen = s3::number_after(&err, "of ");
+    // Hours 09-11 are listed (late-delivery slack), the other 45 hour folders are not.
+    assert!(
+        seen > 0 && seen * 8 < all_objects,
+        "saw {seen} of {all_objects} objects: {err}"
+    );
+}
+
+#[test]
+fn s3_parquet_outputs_and_objects_round_trip() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("lake");
+    let dir = mixed_folder();
+    let src = dir.path().to_str().unwrap();
+    let out = server.run(&[
+        "sql",
+        "SELECT * FROM flows",
+        "-s",
+        src,
+        "-o",
+        "parquet",
+        "--out",
+        "s3://lake/converted/all.parquet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        bucket.join("converted/all.parquet").exists(),
+        "uploaded through the S3 API"
+    );
+    let q = "SELECT interface_id, count(*), sum(bytes), count(tcp_flags) FROM flows GROUP BY 1 ORDER BY 1";
+    let from_s3 = server.run(&["sql", q, "-s", "s3://lake/converted/", "-o", "csv"]);
+    assert!(from_s3.status.success(), "{}", stderr(&from_s3));
+    let local: Vec<String> = csv_rows(&[src], &[], q);
+    let remote: Vec<String> = stdout(&from_s3)
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(remote, local);
+    // CSV results can go to S3 too.
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) AS n FROM flows",
+        "-s",
+        src,
+        "-o",
+        "csv",
+        "--out",
+        "s3://lake/results/n.csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(bucket.join("results/n.csv")).unwrap(),
+        "n\n9\n"
+    );
+}
+
+#[test]
+fn s3_corrupt_object_is_named_and_the_others_finish() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("mixed");
+    let dir = mixed_folder();
+    for name in ["a.log", "b.log.gz", "c.txt"] {
+        std::fs::copy(dir.path().join(name), bucket.join(name)).unwrap();
+    }
+    let mut broken = gzip(format!("{V2_HEADER}\n").repeat(5000).as_bytes());
+    broken.truncate(broken.len() / 2);
+    std::fs::write(bucket.join("broken.log.gz"), broken).unwrap();
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://mixed/",
+        "-o",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().nth(1), Some("9"));
+    assert!(
+        stderr(&out).contains("s3://mixed/broken.log.gz:"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn s3_missing_bucket_and_wrong_credentials_are_clear_errors() {
+    let server = s3::Server::start();
+    server.bucket("real");
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://nosuchbucket/x/",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("s3://nosuchbucket/x/: no such bucket"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = server
+        .command(&[
+            "sql",
+            "SELECT count(*) FROM flows",
+            "-s",
+            "s3://real/",
+            "-vv",
+        ])
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret-at-all")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("s3://real/: the credentials were refused"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-the-secret-at-all") && !err.contains(s3::SECRET),
+        "no secret in logs"
+    );
+}
+
+#[test]
+fn s3_server_going_away_mid_run_is_an_error_not_a_hang() {
+    use std::io::BufRead;
+    let mut server = s3::Server::start();
+    let bucket = server.bucket("gone");
+    generate_into(
+        &bucket,
+        &[
+            "--days",
+            "1",
+            "--enis",
+            "2",
+            "--default-format-only",
+            "--object-minutes",
+            "1",
+        ],
+    );
+    let mut child = server
+        .command(&[
+            "sql",
+            "SELECT count(*) FROM flows",
+            "-s",
+            "s3://gone/",
+            "-v",
+            "--s3-concurrency",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    // Listing is done once the selection is reported; then the server goes away.
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("objects selected") {}
+    assert!(line.contains("objects selected"), "{line}");
+    server.stop();
+    let started = std::time::Instant::now();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "flowlens hung"
+    );
+    assert!(!status.success(), "{rest}");
+    assert!(
+        rest.contains("s3://gone/"),
+        "the failure names the object: {rest}"
+    );
+    eprintln!(
+        "after the server went away ({:.1} s):\n{rest}",
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -57,8 +57,12 @@ pub fn finished(session: &FlowsSession, started: Instant, quiet: bool) -> ExitCo
                 "flowlens: {} object(s) could not be read to the end; results are partial:",
                 failures.len()
             );
-            for f in &failures {
+            const SHOWN: usize = 20;
+            for f in failures.iter().take(SHOWN) {
                 eprintln!("  {}: {}", f.location, f.message);
+            }
+            if failures.len() > SHOWN {
+                eprintln!("  … and {} more", failures.len() - SHOWN);
             }
         }
         tracing::info!(

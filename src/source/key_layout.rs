@@ -41,26 +41,26 @@ fn parse(path: &str, has_file_name: bool) -> KeyInfo {
     let mut date = DateParts::default();
 
     // Plain layout: AWSLogs/<acct>/vpcflowlogs/<region>/YYYY/MM/DD/[HH/]
-    if let Some(i) = folders.iter().position(|s| *s == "AWSLogs") {
-        if let Some(acct) = folders.get(i + 1).filter(|s| !s.contains('=')) {
-            info.account = Some(acct.to_string());
-            match folders.get(i + 2) {
-                Some(&"vpcflowlogs") => {
-                    info.region = folders.get(i + 3).map(|s| s.to_string());
-                    let number = |j: usize, len: usize| {
-                        folders
-                            .get(j)
-                            .filter(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
-                            .and_then(|s| s.parse::<u32>().ok())
-                    };
-                    date.year = number(i + 4, 4);
-                    date.month = number(i + 5, 2);
-                    date.day = number(i + 6, 2);
-                    date.hour = number(i + 7, 2);
-                }
-                Some(_) => info.other_service = true,
-                None => {}
+    if let Some(i) = folders.iter().position(|s| *s == "AWSLogs")
+        && let Some(acct) = folders.get(i + 1).filter(|s| !s.contains('='))
+    {
+        info.account = Some(acct.to_string());
+        match folders.get(i + 2) {
+            Some(&"vpcflowlogs") => {
+                info.region = folders.get(i + 3).map(|s| s.to_string());
+                let number = |j: usize, len: usize| {
+                    folders
+                        .get(j)
+                        .filter(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))
+                        .and_then(|s| s.parse::<u32>().ok())
+                };
+                date.year = number(i + 4, 4);
+                date.month = number(i + 5, 2);
+                date.day = number(i + 6, 2);
+                date.hour = number(i + 7, 2);
             }
+            Some(_) => info.other_service = true,
+            None => {}
         }
     }
     // Hive-compatible: aws-account-id=…/aws-service=vpcflowlogs/aws-region=…/year=…/…
@@ -79,11 +79,9 @@ fn parse(path: &str, has_file_name: bool) -> KeyInfo {
         }
     }
 
-    if has_file_name {
-        if let Some(stamp) = segments.last().and_then(|name| name_stamp(name)) {
-            info.window = Some((stamp - LATE_DELIVERY, stamp + 300 + CLOCK_SLACK));
-            return info;
-        }
+    if has_file_name && let Some(stamp) = segments.last().and_then(|name| name_stamp(name)) {
+        info.window = Some((stamp - LATE_DELIVERY, stamp + 300 + CLOCK_SLACK));
+        return info;
     }
     info.window = date
         .window()

@@ -66,17 +66,27 @@ where
         SdkError::TimeoutError(_) => "timed out talking to S3".to_string(),
         SdkError::DispatchFailure(failure) => {
             let why = if failure.is_io() {
-                "connection failed"
+                "cannot reach the S3 endpoint"
             } else if failure.is_timeout() {
-                "connection timed out"
+                "timed out connecting to the S3 endpoint"
             } else {
-                "request could not be sent"
+                "the request could not be sent"
             };
-            format!("{why}: {}", aws_sdk_s3::error::DisplayErrorContext(error))
+            format!("{why}: {}", root_cause(error))
         }
         other => aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
     };
     Error::S3 { location, message }
+}
+
+/// The innermost cause of an error ("Connection refused (os error 111)"), without the
+/// layers of wrapping the HTTP stack adds around it.
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 /// A service error's code and message, said plainly.
