@@ -34,6 +34,7 @@ fn archive_inputs() -> (Input, Input) {
         gzip: false,
         layout: KeyLayout::Plain,
         mixed_formats: true,
+        incidents: false,
     };
     generate(&options).expect("generate");
     let mut default = Vec::new();

@@ -1,4 +1,5 @@
 pub mod decode;
+pub mod detect;
 pub mod error;
 pub mod format;
 pub mod generate;

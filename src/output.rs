@@ -98,6 +98,32 @@ pub async fn write_stream(
     Ok(rows)
 }
 
+/// Writes finished text (findings, reports) to standard output, a file or `s3://bucket/key`.
+pub async fn write_text(text: &str, out: Option<&Path>, s3: &S3Options) -> Result<()> {
+    let Some(path) = out else {
+        let mut stdout = std::io::stdout().lock();
+        return stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Error::io("<stdout>", e));
+    };
+    match S3Url::parse(&path.to_string_lossy()) {
+        Some(Ok(url)) => {
+            let staging = tempfile::NamedTempFile::new().map_err(|e| Error::io("--out", e))?;
+            std::fs::write(staging.path(), text).map_err(|e| Error::io("--out", e))?;
+            let client = s3_client(s3).await;
+            upload_file(&client, &url, staging.path()).await
+        }
+        Some(Err(reason)) => Err(Error::invalid("--out", reason)),
+        None => {
+            let location = path.display().to_string();
+            let mut file = create(path, &location)?;
+            file.write_all(text.as_bytes())
+                .map_err(|e| Error::io(&location, e))
+        }
+    }
+}
+
 /// Writes batches already in memory.
 pub fn write_batches(
     batches: &[RecordBatch],

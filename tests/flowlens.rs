@@ -1779,3 +1779,295 @@ fn s3_server_going_away_mid_run_is_an_error_not_a_hang() {
         started.elapsed().as_secs_f64()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Detection: every kind found in its scenario, quiet on normal traffic, the CLI contract.
+
+const KINDS: [&str; 10] = [
+    "port_scan",
+    "brute_force",
+    "dos",
+    "exfiltration",
+    "volume_spike",
+    "unusual_port",
+    "new_peer",
+    "beaconing",
+    "nacl_return_reject",
+    "reject_spike",
+];
+
+/// Fifteen days of a seven-interface estate: fourteen of baseline, then the day examined.
+fn estate(dir: &Path, incidents: bool) {
+    let mut args = vec!["--days", "15", "--enis", "7", "--object-minutes", "60"];
+    if incidents {
+        args.push("--incidents");
+    }
+    generate_into(dir, &args);
+}
+
+#[test]
+fn detection_finds_every_labelled_incident_and_is_quiet_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    estate(dir.path(), true);
+    let out = flowlens(&["evaluate", "-s", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for kind in KINDS {
+        assert!(
+            text.contains(&format!("| {kind} | 1 | 1 | 0 |")),
+            "{kind} not found cleanly:\n{text}"
+        );
+    }
+    assert!(text.contains("recall 10/10;"), "{text}");
+    assert!(
+        text.contains(" 0 false alarms over 7 interface-days"),
+        "{text}"
+    );
+
+    // The same estate without incidents: nothing to report.
+    let clean = tempfile::tempdir().unwrap();
+    estate(clean.path(), false);
+    let out = flowlens(&[
+        "detect",
+        "-s",
+        clean.path().to_str().unwrap(),
+        "-o",
+        "jsonl",
+        "--fail-on",
+        "low",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "", "findings on clean traffic");
+    assert!(
+        stderr(&out).contains("0 findings for 7 interfaces"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn detect_cli_contract_jsonl_ocsf_and_fail_on() {
+    let dir = tempfile::tempdir().unwrap();
+    estate(dir.path(), true);
+    let src = dir.path().to_str().unwrap();
+    let out = flowlens(&["detect", "-s", src, "-o", "jsonl", "--fail-on", "critical"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a critical finding exits 4: {}",
+        stderr(&out)
+    );
+    let findings: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    assert!(findings.len() >= 10);
+    let mut kinds = std::collections::BTreeSet::new();
+    for f in &findings {
+        let id = f["finding_id"].as_str().unwrap();
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{f}"
+        );
+        let kind = f["kind"].as_str().unwrap();
+        assert!(KINDS.contains(&kind), "{f}");
+        kinds.insert(kind.to_string());
+        assert!(["low", "medium", "high", "critical"].contains(&f["severity"].as_str().unwrap()));
+        assert!(f["interface_id"].as_str().unwrap().starts_with("eni-"));
+        assert_eq!(f["account_id"], "123456789012");
+        for t in ["window_start", "window_end"] {
+            let text = f[t].as_str().unwrap();
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(text).is_ok() && text.ends_with('Z'),
+                "{f}"
+            );
+        }
+        assert!(f["score"].is_number() && !f["summary"].as_str().unwrap().is_empty());
+        let evidence = f["evidence"].as_object().unwrap();
+        for key in ["observed", "baseline", "remote_addrs", "ports"] {
+            assert!(evidence.contains_key(key), "evidence lacks {key}: {f}");
+        }
+        assert!(
+            evidence["remote_addrs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()),
+            "{f}"
+        );
+    }
+    assert_eq!(kinds.len(), 10, "{kinds:?}");
+    // The same run gives the same ids.
+    let again = flowlens(&["detect", "-s", src, "-o", "jsonl"]);
+    assert_eq!(stdout(&again), stdout(&out));
+
+    let ocsf = flowlens(&["detect", "-s", src, "-o", "ocsf", "--fail-on", "critical"]);
+    assert_eq!(ocsf.status.code(), Some(4));
+    let events: Vec<serde_json::Value> = stdout(&ocsf)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), findings.len());
+    for (e, f) in events.iter().zip(&findings) {
+        assert_eq!(e["class_uid"], 2004);
+        assert_eq!(e["category_uid"], 2);
+        assert_eq!(e["activity_id"], 1);
+        assert_eq!(e["type_uid"], 200401);
+        let sev = ["low", "medium", "high", "critical"]
+            .iter()
+            .position(|s| *s == f["severity"].as_str().unwrap())
+            .unwrap() as u64;
+        assert_eq!(e["severity_id"].as_u64(), Some(sev + 2));
+        assert_eq!(e["finding_info"]["uid"], f["finding_id"]);
+        assert_eq!(e["finding_info"]["types"][0], f["kind"]);
+        assert_eq!(e["metadata"]["product"]["name"], "flowlens");
+        assert!(
+            e["time"].as_i64().unwrap() > 1_700_000_000_000,
+            "milliseconds"
+        );
+        assert_eq!(e["resources"][0]["uid"], f["interface_id"]);
+        assert_eq!(e["cloud"]["provider"], "AWS");
+    }
+
+    let list = flowlens(&["detect", "--list-params"]);
+    assert!(
+        stdout(&list).contains("port_scan.min_ports = 15\n"),
+        "{}",
+        stdout(&list)
+    );
+    let bad = flowlens(&["detect", "-s", src, "-p", "port_scan.nope=1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    // Thresholds change what is found: a port scan needs 500 ports now.
+    let strict = flowlens(&[
+        "detect",
+        "-s",
+        src,
+        "-o",
+        "jsonl",
+        "-p",
+        "port_scan.min_ports=500",
+    ]);
+    assert!(!stdout(&strict).contains("\"kind\":\"port_scan\""));
+}
+
+/// Reads `median` of one interface's slot from a stored baseline's base_hours.parquet.
+fn slot_median(dir: &Path, eni: &str, metric: &str, hod: i64) -> f64 {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let file = std::fs::File::open(dir.join("base_hours.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = |n: &str| batch.column_by_name(n).unwrap().clone();
+        let (ids, metrics) = (col("interface_id"), col("metric"));
+        let (hods, weekend, medians) = (col("hod"), col("weekend"), col("median"));
+        for i in 0..batch.num_rows() {
+            if ids.as_string::<i32>().value(i) == eni
+                && metrics.as_string::<i32>().value(i) == metric
+                && hods.as_primitive::<Int64Type>().value(i) == hod
+                && !weekend.as_boolean().value(i)
+                && !medians.is_null(i)
+            {
+                return medians.as_primitive::<Float64Type>().value(i);
+            }
+        }
+    }
+    panic!("no {metric} slot {hod} for {eni}")
+}
+
+#[test]
+fn baseline_is_robust_to_an_outlier_hour_and_stored_baselines_detect_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    estate(dir.path(), true);
+    let src = dir.path().to_str().unwrap();
+    let labels = std::fs::read_to_string(dir.path().join("labels.jsonl")).unwrap();
+    let dos: serde_json::Value = labels
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|l: &serde_json::Value| l["kind"] == "dos")
+        .unwrap();
+    let web = dos["interface_id"].as_str().unwrap().to_string();
+    let baseline_window = [
+        "--since",
+        "2026-09-30T00:00:00Z",
+        "--until",
+        "2026-10-14T00:00:00Z",
+    ];
+
+    let clean = dir.path().join("baseline-clean");
+    let mut args = vec!["baseline", "-s", src, "--out", clean.to_str().unwrap()];
+    args.extend(baseline_window);
+    let out = flowlens(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // One outlier hour on a weekday at 14:00: a hundred times the usual inbound flows.
+    let outlier_dir = tempfile::tempdir().unwrap();
+    let mut text = format!("{V2_HEADER}\n");
+    for i in 0..20_000 {
+        let t = 1_791_036_000 + (i % 3000); // 2026-10-05T14:00Z, a Monday
+        text.push_str(&format!(
+            "2 123456789012 {web} 49.1.{}.{} 10.0.0.10 40000 443 6 3 180 {t} {} ACCEPT OK\n",
+            i / 250,
+            i % 250,
+            t + 5
+        ));
+    }
+    std::fs::write(outlier_dir.path().join("outlier.log"), text).unwrap();
+    let with_outlier = dir.path().join("baseline-outlier");
+    let mut args = vec![
+        "baseline",
+        "-s",
+        src,
+        "-s",
+        outlier_dir.path().to_str().unwrap(),
+        "--out",
+        with_outlier.to_str().unwrap(),
+    ];
+    args.extend(baseline_window);
+    let out = flowlens(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = slot_median(&clean, &web, "in_flows", 14);
+    let after = slot_median(&with_outlier, &web, "in_flows", 14);
+    assert!(before > 50.0, "{before}");
+    assert!(
+        (after - before).abs() <= 0.25 * before,
+        "one outlier hour moved the median from {before} to {after}"
+    );
+
+    // Detection with the stored baseline finds the same kinds as with a learnt one.
+    let window = [
+        "--since",
+        "2026-10-14T00:00:00Z",
+        "--until",
+        "2026-10-15T00:00:00Z",
+    ];
+    let kinds = |extra: &[&str]| -> std::collections::BTreeSet<String> {
+        let mut args = vec!["detect", "-s", src, "-o", "jsonl"];
+        args.extend(window);
+        args.extend(extra);
+        let out = flowlens(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let learnt = kinds(&[]);
+    assert_eq!(learnt.len(), 10, "{learnt:?}");
+    assert_eq!(
+        kinds(&["--baseline", with_outlier.to_str().unwrap()]),
+        learnt
+    );
+}

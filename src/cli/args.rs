@@ -33,6 +33,12 @@ pub enum Command {
     Sql(SqlArgs),
     /// Run a named query from the library (`--list` shows them).
     Query(QueryArgs),
+    /// Learn per-interface baselines of normal traffic and store them as Parquet.
+    Baseline(BaselineArgs),
+    /// Find rejected and anomalous traffic: findings as JSON lines, OCSF or a table.
+    Detect(DetectArgs),
+    /// Score detection on an archive with labelled incidents (generate --incidents).
+    Evaluate(EvaluateArgs),
     /// Print the `flows` table's columns and types.
     Schema(SchemaArgs),
     /// Write a synthetic flow log archive in AWS's S3 key layout.
@@ -146,6 +152,89 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Args, Debug)]
+pub struct BaselineArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Folder to write the baseline into (Parquet tables and baseline.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FindingsFormat {
+    /// For people (the default on a terminal).
+    Table,
+    /// One CONTRACT finding per line (the default otherwise).
+    Jsonl,
+    /// OCSF 1.3 Detection Findings (class 2004), one per line.
+    Ocsf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ThresholdArgs {
+    /// Override a threshold, as DETECTOR.PARAM=VALUE (see --list-params). Repeatable.
+    #[arg(short, long = "param", value_name = "DETECTOR.PARAM=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+
+    /// A TOML file of threshold overrides: `[port_scan]` then `min_ports = 20`.
+    #[arg(long, value_name = "FILE", env = "FLOWLENS_DETECT_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Days of history before the detection window to learn from (without --baseline).
+    #[arg(long, value_name = "DAYS", default_value_t = 14)]
+    pub baseline_days: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// The detection window is --since .. --until (default: the last 24 hours of data).
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// A stored baseline (from `flowlens baseline`); without it one is learnt from the days
+    /// before the window.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+
+    /// Findings format (default: table on a terminal, jsonl otherwise).
+    #[arg(short, long, value_enum)]
+    pub output: Option<FindingsFormat>,
+
+    /// Write findings to this file (or s3://bucket/key) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Exit with code 4 when a finding at or above this severity exists.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<flowlens::detect::Severity>,
+
+    /// List every detector threshold with its value and meaning, and exit.
+    #[arg(long)]
+    pub list_params: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// The labels file (default: labels.jsonl in the first --source folder).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+
+    /// Days to run detection over, each against the days before it.
+    #[arg(long, default_value_t = 1)]
+    pub days: i64,
+
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct SchemaArgs {
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -190,4 +279,9 @@ pub struct GenerateArgs {
     /// One flow log in the default format instead of three in different formats.
     #[arg(long)]
     pub default_format_only: bool,
+
+    /// Lay labelled incidents of every finding kind over the last day (labels in
+    /// DIR/labels.jsonl).
+    #[arg(long)]
+    pub incidents: bool,
 }

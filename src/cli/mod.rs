@@ -2,6 +2,7 @@
 //! the work. Human reports go to stderr; results alone go to stdout or `--out`.
 
 mod args;
+mod detect;
 mod report;
 mod shell;
 
@@ -37,6 +38,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Sql(args) => runtime()?.block_on(sql(args, quiet)),
         Command::Query(args) => runtime()?.block_on(named_query(args, quiet)),
+        Command::Baseline(args) => runtime()?.block_on(detect::baseline(args, quiet)),
+        Command::Detect(args) => runtime()?.block_on(detect::run_detect(args, quiet)),
+        Command::Evaluate(args) => runtime()?.block_on(detect::run_evaluate(args, quiet)),
         Command::Schema(args) => schema(args),
         Command::Generate(args) => generate_archive(args, quiet),
     }
@@ -232,6 +236,7 @@ fn generate_archive(args: GenerateArgs, quiet: bool) -> Result<ExitCode> {
         gzip: !args.plain,
         layout: args.layout,
         mixed_formats: !args.default_format_only,
+        incidents: args.incidents,
     };
     let started = Instant::now();
     let summary = generate(&options).map_err(|e| match e {

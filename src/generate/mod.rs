@@ -2,6 +2,7 @@
 //! bundled sample, tests and benchmarks. Deterministic for a given seed and options.
 
 mod estate;
+mod incidents;
 mod traffic;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,9 @@ pub struct GenerateOptions {
     pub layout: KeyLayout,
     /// Three flow logs in three formats; otherwise one in the default format.
     pub mixed_formats: bool,
+    /// Lay labelled incidents of every finding kind over the last day, and write their
+    /// labels to `labels.jsonl` beside `AWSLogs/`.
+    pub incidents: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,10 +74,22 @@ pub fn generate(options: &GenerateOptions) -> Result<GenerateSummary> {
     let days: Vec<i64> = (0..i64::from(options.days))
         .map(|d| end_day - (i64::from(options.days) - d) * 86400)
         .collect();
+    let last_day = days.last().copied().unwrap_or(end_day);
+    let plan = if options.incidents {
+        incidents::plan(&estate, last_day)
+    } else {
+        Vec::new()
+    };
     let summaries = days
         .par_iter()
-        .map(|&day| generate_day(&estate, options, day))
+        .map(|&day| generate_day(&estate, options, day, &plan))
         .collect::<Result<Vec<_>>>()?;
+    if options.incidents {
+        let path = options.out.join("labels.jsonl");
+        std::fs::create_dir_all(&options.out)
+            .and_then(|()| std::fs::write(&path, incidents::labels_jsonl(&estate, &plan)))
+            .map_err(|e| Error::io(path.display().to_string(), e))?;
+    }
     Ok(summaries
         .into_iter()
         .fold(GenerateSummary::default(), |acc, s| GenerateSummary {
@@ -85,7 +101,12 @@ pub fn generate(options: &GenerateOptions) -> Result<GenerateSummary> {
 
 /// One day of every interface. Records end inside their window, so days never share an
 /// object and can be generated in parallel.
-fn generate_day(estate: &Estate, options: &GenerateOptions, day: i64) -> Result<GenerateSummary> {
+fn generate_day(
+    estate: &Estate,
+    options: &GenerateOptions,
+    day: i64,
+    plan: &[incidents::Incident],
+) -> Result<GenerateSummary> {
     let traffic = TrafficGen {
         estate,
         rate: options.rate,
@@ -104,7 +125,11 @@ fn generate_day(estate: &Estate, options: &GenerateOptions, day: i64) -> Result<
         let format = &estate.flow_logs[eni.flow_log].format;
         for w in 0..(86400 / WINDOW) {
             records.clear();
-            traffic.window(eni, day + w * WINDOW, &mut rng, &mut records);
+            let window = day + w * WINDOW;
+            traffic.window(eni, window, &mut rng, &mut records);
+            for incident in plan {
+                incidents::records(incident, estate, eni, window, &mut rng, &mut records);
+            }
             for record in &records {
                 let key = (eni.flow_log, record.end.div_euclid(slot) * slot);
                 let text = objects

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
 use arrow::datatypes::{DataType, Int32Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
@@ -20,6 +20,7 @@ pub fn flowlens_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(IsPrivateIp::new()),
         ScalarUDF::from(ProtocolName::new()),
         ScalarUDF::from(TcpFlagNames::new()),
+        ScalarUDF::from(IpNetwork::new()),
     ]
 }
 
@@ -37,6 +38,10 @@ pub const FUNCTION_DOCS: &[(&str, &str)] = &[
     (
         "protocol_name(protocol)",
         "IANA protocol name for a protocol number: 6 -> TCP, 17 -> UDP, 1 -> ICMP, 58 -> ICMPv6",
+    ),
+    (
+        "ip_network(addr, v4_bits, v6_bits)",
+        "the network an address is in, as CIDR text: ip_network('52.216.8.9', 24, 48) -> '52.216.8.0/24'",
     ),
     (
         "tcp_flag_names(tcp_flags)",
@@ -262,6 +267,64 @@ impl ScalarUDFImpl for TcpFlagNames {
     }
 }
 
+/// The network of `addr` with the prefix length for its family, as CIDR text.
+pub fn ip_network(addr: IpAddr, v4_bits: u8, v6_bits: u8) -> Option<String> {
+    let bits = if addr.is_ipv4() { v4_bits } else { v6_bits };
+    IpNet::new(addr, bits)
+        .ok()
+        .map(|net| net.trunc().to_string())
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IpNetwork {
+    signature: Signature,
+}
+
+impl IpNetwork {
+    fn new() -> Self {
+        IpNetwork {
+            signature: Signature::exact(
+                vec![DataType::Utf8, DataType::Int64, DataType::Int64],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for IpNetwork {
+    fn name(&self) -> &str {
+        "ip_network"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let addrs = arrays[0].as_string::<i32>();
+        let v4 = arrays[1].as_primitive::<arrow::datatypes::Int64Type>();
+        let v6 = arrays[2].as_primitive::<arrow::datatypes::Int64Type>();
+        let mut out = Vec::with_capacity(addrs.len());
+        for i in 0..addrs.len() {
+            let bits = |a: &arrow::array::Int64Array| {
+                (!a.is_null(i))
+                    .then(|| a.value(i))
+                    .and_then(|b| u8::try_from(b).ok())
+            };
+            let addr = (!addrs.is_null(i))
+                .then(|| addrs.value(i))
+                .and_then(parse_addr);
+            out.push(match (addr, bits(v4), bits(v6)) {
+                (Some(ip), Some(b4), Some(b6)) => ip_network(ip, b4, b6),
+                _ => None,
+            });
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +364,8 @@ mod tests {
         assert_eq!(tcp_flag_names(19), "FIN,SYN,ACK");
         assert_eq!(tcp_flag_names(3), "FIN,SYN");
         assert_eq!(tcp_flag_names(0), "");
+        let net = |a: &str| ip_network(a.parse().unwrap(), 24, 48).unwrap();
+        assert_eq!(net("52.216.8.9"), "52.216.8.0/24");
+        assert_eq!(net("2a02:cf40:12::1"), "2a02:cf40:12::/48");
     }
 }

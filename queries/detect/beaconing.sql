@@ -1,0 +1,38 @@
+-- name: beaconing
+-- description: Regular, periodic small flows from an interface to one new remote address over hours: the pattern of malware calling home
+-- param: min_count int = 20: connections at least
+-- param: min_span int = 7200: seconds between the first and the last at least
+-- param: max_avg_bytes int = 20000: average bytes per connection at most
+-- param: max_cv_percent int = 15: spread of the gaps between connections (standard deviation over mean) at most
+WITH calls AS (
+  SELECT interface_id, account_id, vpc_id, remote, remote_port, start, bytes,
+         start - lag(start) OVER (PARTITION BY interface_id, remote, remote_port ORDER BY start) AS gap
+  FROM recent
+  WHERE direction = 'egress' AND public_remote AND remote_port IS NOT NULL
+    AND (local_port > remote_port OR local_port IS NULL)
+),
+series AS (
+  SELECT interface_id, max(account_id) AS account_id, max(vpc_id) AS vpc_id, remote, remote_port,
+         count(*) AS calls, min(start) AS first_call, max(start) AS last_call,
+         avg(bytes) AS avg_bytes, avg(gap) AS mean_gap, stddev(gap) AS sd_gap
+  FROM calls GROUP BY interface_id, remote, remote_port
+)
+SELECT 'beaconing' AS kind, s.interface_id, s.account_id, s.vpc_id,
+       s.first_call AS window_start, s.last_call AS window_end,
+       s.calls / (1.0 + 10.0 * s.sd_gap / s.mean_gap) AS score,
+       CASE WHEN s.sd_gap <= 0.05 * s.mean_gap THEN 'high' ELSE 'medium' END AS severity,
+       concat(s.interface_id, ' called ', s.remote, ':', CAST(s.remote_port AS VARCHAR), ' ',
+              CAST(s.calls AS VARCHAR), ' times every ', CAST(round(s.mean_gap) AS VARCHAR),
+              ' s (standard deviation ', CAST(round(s.sd_gap, 1) AS VARCHAR), ' s) over ',
+              CAST(round((s.last_call - s.first_call) / 3600.0, 1) AS VARCHAR), ' hours, ',
+              CAST(round(s.avg_bytes) AS VARCHAR), ' bytes each; the address is new to it') AS summary,
+       s.mean_gap AS observed, s.sd_gap AS baseline,
+       make_array(s.remote) AS remote_addrs, make_array(s.remote_port) AS ports,
+       s.calls, s.mean_gap AS period_seconds, s.sd_gap AS period_stddev, s.avg_bytes
+FROM series s
+LEFT JOIN (SELECT DISTINCT interface_id, remote FROM base_peers) p
+  ON p.interface_id = s.interface_id AND p.remote = s.remote
+WHERE p.interface_id IS NULL
+  AND s.calls >= ${min_count} AND s.last_call - s.first_call >= ${min_span}
+  AND s.avg_bytes <= ${max_avg_bytes} AND s.mean_gap > 0
+  AND s.sd_gap * 100 <= ${max_cv_percent} * s.mean_gap

@@ -1,0 +1,17 @@
+-- name: rollup
+-- description: The one pass over the flows that baselines and detectors share: records per interface, hour, address pair and port pair (a client's ephemeral port folded to -1)
+-- param: since int: records ending at or after this Unix second
+-- param: until int: records starting before this Unix second
+SELECT interface_id, max(account_id) AS account_id, max(vpc_id) AS vpc_id, hour,
+       srcaddr, dstaddr, sport, dport, protocol, action, log_status, flow_direction,
+       count(*) AS records, sum(bytes) AS bytes, sum(packets) AS packets,
+       min(start) AS first_start, max("end") AS last_end
+FROM (
+  SELECT interface_id, account_id, vpc_id, ("end" / 3600) * 3600 AS hour, srcaddr, dstaddr,
+         CASE WHEN srcport > dstport AND srcport > 1023 THEN -1 ELSE srcport END AS sport,
+         CASE WHEN dstport > srcport AND dstport > 1023 THEN -1 ELSE dstport END AS dport,
+         protocol, action, log_status, flow_direction, bytes, packets, start, "end"
+  FROM flows
+  WHERE "end" >= ${since} AND start < ${until} AND interface_id IS NOT NULL
+) t
+GROUP BY interface_id, hour, srcaddr, dstaddr, sport, dport, protocol, action, log_status, flow_direction
