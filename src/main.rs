@@ -29,11 +29,25 @@ fn init_logging(verbose: u8, quiet: bool) {
     }
 }
 
+/// The reader of our output went away (`flowlens … | head`): not an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .or(match cause.downcast_ref() {
+                Some(flowlens::error::Error::Io { source, .. }) => Some(source),
+                _ => None,
+            });
+        io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     match cli::run(cli) {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             // Our errors already carry their cause in their message: print the top only.
             eprintln!("error: {error}");

@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -162,12 +164,48 @@ struct Sink {
     writer: Writer,
     schema: SchemaRef,
     location: String,
+    stdout_closed: Arc<AtomicBool>,
 }
 
-fn open(out: &Option<PathBuf>, location: &str) -> Result<Box<dyn Write + Send>> {
+/// Standard output that remembers whether its reader went away, because writers such as
+/// arrow-csv report that as text rather than as the `io::Error`.
+struct Stdout {
+    closed: Arc<AtomicBool>,
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = std::io::stdout().write(buf);
+        self.note(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = std::io::stdout().flush();
+        self.note(result)
+    }
+}
+
+impl Stdout {
+    fn note<T>(&self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            self.closed.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+fn open(
+    out: &Option<PathBuf>,
+    location: &str,
+    closed: &Arc<AtomicBool>,
+) -> Result<Box<dyn Write + Send>> {
     Ok(match out {
         Some(path) => Box::new(BufWriter::new(create(path, location)?)),
-        None => Box::new(BufWriter::new(std::io::stdout())),
+        None => Box::new(BufWriter::new(Stdout {
+            closed: closed.clone(),
+        })),
     })
 }
 
@@ -180,27 +218,28 @@ fn create(path: &Path, location: &str) -> Result<File> {
 
 impl Sink {
     fn new(schema: SchemaRef, options: &OutputOptions, location: &str) -> Result<Self> {
+        let closed = Arc::new(AtomicBool::new(false));
         let writer = match options.format {
             OutputFormat::Table => Writer::Table {
                 kept: Vec::new(),
                 kept_rows: 0,
                 max_rows: options.max_rows,
-                out: open(&options.out, location)?,
+                out: open(&options.out, location, &closed)?,
             },
             OutputFormat::Csv => Writer::Csv(
                 arrow::csv::WriterBuilder::new()
                     .with_header(true)
-                    .build(open(&options.out, location)?),
+                    .build(open(&options.out, location, &closed)?),
             ),
             OutputFormat::Json => Writer::Json(
                 arrow::json::WriterBuilder::new()
                     .with_explicit_nulls(true)
-                    .build(open(&options.out, location)?),
+                    .build(open(&options.out, location, &closed)?),
             ),
             OutputFormat::Jsonl => Writer::Jsonl(
                 arrow::json::WriterBuilder::new()
                     .with_explicit_nulls(true)
-                    .build(open(&options.out, location)?),
+                    .build(open(&options.out, location, &closed)?),
             ),
             OutputFormat::Parquet => {
                 let path = options.out.as_ref().ok_or_else(|| {
@@ -227,10 +266,17 @@ impl Sink {
             writer,
             schema,
             location: location.to_string(),
+            stdout_closed: closed,
         })
     }
 
     fn arrow_err(&self, source: arrow::error::ArrowError) -> Error {
+        if self.stdout_closed.load(Ordering::Relaxed) {
+            return Error::io(
+                &self.location,
+                std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+            );
+        }
         Error::Arrow {
             location: self.location.clone(),
             source,

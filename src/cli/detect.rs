@@ -53,7 +53,7 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
     let catalog = catalog(&args.thresholds)?;
     if args.list_params {
         for (key, value, doc) in catalog.describe() {
-            println!("{key} = {value}\n    {doc}");
+            outln!("{key} = {value}\n    {doc}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -173,40 +173,43 @@ pub async fn run_evaluate(args: EvaluateArgs, quiet: bool) -> Result<ExitCode> {
         args.thresholds.baseline_days,
     )
     .await?;
-    println!("| kind | labelled | found | false alarms |");
-    println!("|---|---|---|---|");
+    outln!("| kind | labelled | found | false alarms |")?;
+    outln!("|---|---|---|---|")?;
     for k in &eval.per_kind {
-        println!(
+        outln!(
             "| {} | {} | {} | {} |",
-            k.kind, k.labelled, k.found, k.false_alarms
-        );
+            k.kind,
+            k.labelled,
+            k.found,
+            k.false_alarms
+        )?;
     }
     let labelled: usize = eval.per_kind.iter().map(|k| k.labelled).sum();
     let found: usize = eval.per_kind.iter().map(|k| k.found).sum();
-    println!(
+    outln!(
         "\nrecall {found}/{labelled}; {} findings; {} false alarms over {:.0} interface-days = {:.2} per 50 interface-days",
         eval.findings,
         eval.false_alarms.len(),
         eval.eni_days,
         eval.false_alarms_per_50_eni_days()
-    );
+    )?;
     for l in &eval.missed {
-        println!(
+        outln!(
             "missed: {} on {} {} .. {}",
             l.kind,
             l.interface_id,
             format_time(l.start),
             format_time(l.end)
-        );
+        )?;
     }
     for f in &eval.false_alarms {
-        println!(
+        outln!(
             "false alarm: {} {} {}: {}",
             f.kind,
             f.interface_id,
             format_time(f.window_start),
             f.summary
-        );
+        )?;
     }
     let code = report::finished(&session, started, quiet);
     if code == ExitCode::from(EXIT_PARTIAL) {

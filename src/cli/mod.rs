@@ -1,6 +1,15 @@
 //! Runs a parsed command line: flags become validated configs once, then the library does
 //! the work. Human reports go to stderr; results alone go to stdout or `--out`.
 
+/// `println!` that returns an error on a closed pipe (`flowlens … | head`) instead of
+/// panicking; `main` exits quietly on it.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod args;
 mod detect;
 mod report;
@@ -157,16 +166,17 @@ async fn named_query(args: QueryArgs, quiet: bool) -> Result<ExitCode> {
                 QueryOrigin::Builtin => String::new(),
                 QueryOrigin::File(path) => format!("  [{}]", path.display()),
             };
-            println!(
+            outln!(
                 "{}{origin}
     {}",
-                query.name, query.description
-            );
+                query.name,
+                query.description
+            )?;
             for param in &query.params {
-                println!("    --param {param}");
+                outln!("    --param {param}")?;
             }
             for uses in &query.uses {
-                println!("    uses {uses}");
+                outln!("    uses {uses}")?;
             }
         }
         return Ok(ExitCode::SUCCESS);

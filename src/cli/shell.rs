@@ -50,7 +50,7 @@ pub async fn run(session: &FlowsSession, output: &OutputOptions) -> Result<()> {
                 "" => continue,
                 "\\q" | "quit" | "exit" => break,
                 "\\?" | "help" => {
-                    println!("{HELP}");
+                    outln!("{HELP}")?;
                     continue;
                 }
                 "\\d" => {
@@ -58,7 +58,7 @@ pub async fn run(session: &FlowsSession, output: &OutputOptions) -> Result<()> {
                 }
                 "\\f" => {
                     for (signature, doc) in FUNCTION_DOCS {
-                        println!("{signature}\n    {doc}");
+                        outln!("{signature}\n    {doc}")?;
                     }
                     continue;
                 }

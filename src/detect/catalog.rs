@@ -178,7 +178,8 @@ mod tests {
                 .unwrap()
                 .filter_map(|e| {
                     let p = e.unwrap().path();
-                    (p.extension()? == "sql").then(|| p.file_stem().unwrap().to_string_lossy().into())
+                    (p.extension()? == "sql")
+                        .then(|| p.file_stem().unwrap().to_string_lossy().into())
                 })
                 .collect();
             v.sort();
