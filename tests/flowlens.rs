@@ -60,6 +60,10 @@ fn sample_logs() -> String {
 fn count_records(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in walk(dir) {
+        let name = entry.to_string_lossy();
+        if !(name.ends_with(".log") || name.ends_with(".gz") || name.ends_with(".txt")) {
+            continue;
+        }
         let mut text = String::new();
         let file = std::fs::File::open(&entry).unwrap();
         if entry.extension().is_some_and(|e| e == "gz") {
@@ -596,6 +600,9 @@ mod oracle {
     pub fn load(dir: &Path) -> Vec<Rec> {
         let mut recs = Vec::new();
         for path in walk(dir) {
+            if path.extension().is_some_and(|e| e == "jsonl") {
+                continue;
+            }
             let mut text = String::new();
             let file = std::fs::File::open(&path).unwrap();
             if path.extension().is_some_and(|e| e == "gz") {
