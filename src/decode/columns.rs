@@ -1,31 +1,34 @@
 //! Column builders the decoder appends parsed fields to. Values go straight from the
-//! input bytes into Arrow buffers: no per-field allocation.
+//! input bytes into Arrow buffers with no per-field allocation, and a row can be taken back
+//! (`truncate`) when a later field of its line turns out to be bad.
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int32Builder, Int64Builder, NullBufferBuilder, StringArray};
-use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::array::{ArrayRef, BooleanBufferBuilder, PrimitiveArray, StringArray};
+use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{ArrowPrimitiveType, Int32Type, Int64Type};
 use arrow::error::ArrowError;
 
 use crate::format::FieldKind;
 
 pub(crate) enum ColumnBuilder {
-    Int32(Int32Builder),
-    Int64(Int64Builder),
+    Int32(IntColumn<Int32Type>),
+    Int64(IntColumn<Int64Type>),
     Utf8(Utf8Column),
 }
 
 impl ColumnBuilder {
     pub(crate) fn new(kind: FieldKind, capacity: usize) -> Self {
         match kind {
-            FieldKind::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(capacity)),
+            FieldKind::Int32 => ColumnBuilder::Int32(IntColumn::with_capacity(capacity)),
             FieldKind::Int64 | FieldKind::UnixTime => {
-                ColumnBuilder::Int64(Int64Builder::with_capacity(capacity))
+                ColumnBuilder::Int64(IntColumn::with_capacity(capacity))
             }
             FieldKind::Utf8 => ColumnBuilder::Utf8(Utf8Column::with_capacity(capacity)),
         }
     }
 
+    #[inline]
     pub(crate) fn append_null(&mut self) {
         match self {
             ColumnBuilder::Int32(b) => b.append_null(),
@@ -34,14 +37,12 @@ impl ColumnBuilder {
         }
     }
 
-    /// Appends an already range-checked number.
-    #[inline]
-    pub(crate) fn append_number(&mut self, value: Option<i64>) {
-        match (self, value) {
-            (ColumnBuilder::Int32(b), Some(v)) => b.append_value(v as i32),
-            (ColumnBuilder::Int64(b), Some(v)) => b.append_value(v),
-            (ColumnBuilder::Utf8(b), _) => b.append_null(),
-            (builder, None) => builder.append_null(),
+    /// Drops rows past `rows`.
+    pub(crate) fn truncate(&mut self, rows: usize) {
+        match self {
+            ColumnBuilder::Int32(b) => b.truncate(rows),
+            ColumnBuilder::Int64(b) => b.truncate(rows),
+            ColumnBuilder::Utf8(b) => b.truncate(rows),
         }
     }
 
@@ -54,11 +55,87 @@ impl ColumnBuilder {
     }
 }
 
+/// Validity bits, materialised only once a NULL arrives (most columns never see one).
+struct Validity {
+    bits: Option<BooleanBufferBuilder>,
+}
+
+impl Validity {
+    #[inline]
+    fn null_at(&mut self, index: usize, capacity: usize) {
+        let bits = self.bits.get_or_insert_with(|| {
+            let mut b = BooleanBufferBuilder::new(capacity.max(index + 1));
+            b.append_n(index, true);
+            b
+        });
+        bits.append(false);
+    }
+
+    #[inline]
+    fn valid(&mut self) {
+        if let Some(bits) = &mut self.bits {
+            bits.append(true);
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        if let Some(bits) = &mut self.bits {
+            bits.truncate(len);
+        }
+    }
+
+    fn finish(&mut self) -> Option<NullBuffer> {
+        self.bits
+            .take()
+            .map(|mut b| NullBuffer::new(b.finish()))
+            .filter(|n| n.null_count() > 0)
+    }
+}
+
+pub(crate) struct IntColumn<T: ArrowPrimitiveType> {
+    values: Vec<T::Native>,
+    validity: Validity,
+    capacity: usize,
+}
+
+impl<T: ArrowPrimitiveType> IntColumn<T> {
+    fn with_capacity(capacity: usize) -> Self {
+        IntColumn {
+            values: Vec::with_capacity(capacity),
+            validity: Validity { bits: None },
+            capacity,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn append(&mut self, value: T::Native) {
+        self.values.push(value);
+        self.validity.valid();
+    }
+
+    #[inline]
+    pub(crate) fn append_null(&mut self) {
+        self.validity.null_at(self.values.len(), self.capacity);
+        self.values.push(T::Native::default());
+    }
+
+    fn truncate(&mut self, rows: usize) {
+        self.values.truncate(rows);
+        self.validity.truncate(rows);
+    }
+
+    fn finish(&mut self) -> PrimitiveArray<T> {
+        let values = std::mem::replace(&mut self.values, Vec::with_capacity(self.capacity));
+        PrimitiveArray::new(ScalarBuffer::from(values), self.validity.finish())
+    }
+}
+
 /// A Utf8 column built from byte slices that the decoder has already checked are UTF-8.
 pub(crate) struct Utf8Column {
     offsets: Vec<i32>,
     values: Vec<u8>,
-    nulls: NullBufferBuilder,
+    validity: Validity,
+    capacity: usize,
 }
 
 impl Utf8Column {
@@ -68,7 +145,8 @@ impl Utf8Column {
         Utf8Column {
             offsets,
             values: Vec::with_capacity(rows * 12),
-            nulls: NullBufferBuilder::new(rows),
+            validity: Validity { bits: None },
+            capacity: rows,
         }
     }
 
@@ -76,13 +154,21 @@ impl Utf8Column {
     pub(crate) fn append_bytes(&mut self, bytes: &[u8]) {
         self.values.extend_from_slice(bytes);
         self.offsets.push(self.values.len() as i32);
-        self.nulls.append_non_null();
+        self.validity.valid();
     }
 
     #[inline]
     pub(crate) fn append_null(&mut self) {
+        self.validity.null_at(self.offsets.len() - 1, self.capacity);
         self.offsets.push(self.values.len() as i32);
-        self.nulls.append_null();
+    }
+
+    fn truncate(&mut self, rows: usize) {
+        if rows + 1 < self.offsets.len() {
+            self.offsets.truncate(rows + 1);
+            self.values.truncate(self.offsets[rows] as usize);
+            self.validity.truncate(rows);
+        }
     }
 
     fn finish(&mut self) -> Result<StringArray, ArrowError> {
@@ -90,13 +176,12 @@ impl Utf8Column {
         let offsets = std::mem::replace(&mut self.offsets, Vec::with_capacity(rows + 1));
         self.offsets.push(0);
         let values = std::mem::replace(&mut self.values, Vec::with_capacity(rows * 12));
-        let nulls = self.nulls.finish();
         // try_new checks UTF-8 again over the whole buffer at once; that is cheap next to
         // per-field checks and keeps this module free of `unsafe`.
         StringArray::try_new(
             OffsetBuffer::new(ScalarBuffer::from(offsets)),
             Buffer::from_vec(values),
-            nulls,
+            self.validity.finish(),
         )
     }
 }

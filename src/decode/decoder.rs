@@ -74,6 +74,8 @@ struct Layout {
     start_pos: Option<usize>,
     end_pos: Option<usize>,
     header: String,
+    /// Field id at each position, for messages.
+    names: Vec<String>,
 }
 
 impl Layout {
@@ -101,6 +103,7 @@ impl Layout {
             start_pos,
             end_pos,
             header: format.header(),
+            names: format.header().split(' ').map(str::to_string).collect(),
         }
     }
 }
@@ -122,8 +125,6 @@ pub struct Decoder {
     rows: usize,
     bad: BadLines,
     warnings: Vec<UnknownField>,
-    spans: Vec<(usize, usize)>,
-    numbers: Vec<Option<i64>>,
     utf8_valid_end: usize,
 }
 
@@ -145,7 +146,6 @@ impl Decoder {
             .collect();
         let layout = Layout::new(&options.default_format, &out_fields);
         Decoder {
-            numbers: vec![None; out_fields.len()],
             schema,
             kinds,
             columns,
@@ -158,7 +158,6 @@ impl Decoder {
             rows: 0,
             bad: BadLines::default(),
             warnings: Vec::new(),
-            spans: Vec::with_capacity(64),
             utf8_valid_end: 0,
             options,
         }
@@ -348,6 +347,8 @@ impl Decoder {
         Ok(())
     }
 
+    /// Decodes one line in a single pass: fields are parsed and appended as the spaces are
+    /// found; a line that turns out bad (field count, a number, its time) is taken back.
     fn decode_line(&mut self, line: &[u8], utf8_ok: bool) -> Result<()> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.len() > self.options.max_line_len {
@@ -356,82 +357,123 @@ impl Decoder {
                 format!("longer than {max} bytes")
             });
         }
-        // Split on spaces; a run of spaces is one separator.
-        self.spans.clear();
-        let mut start = 0;
-        for sp in memchr_iter(b' ', line) {
-            if sp > start {
-                self.spans.push((start, sp));
-            }
-            start = sp + 1;
-        }
-        if start < line.len() {
-            self.spans.push((start, line.len()));
-        }
-        if self.spans.is_empty() {
+        let Some(first) = line.iter().position(|&b| b != b' ') else {
             return Ok(()); // blank line
-        }
+        };
         if !utf8_ok {
             return self.bad_line(BadLineReason::InvalidUtf8, || {
                 format!("`{}`", snippet(line))
             });
         }
-        let first = line[self.spans[0].0];
-        if (first.is_ascii_lowercase() || first == b'$') && is_header_line(line) {
+        if (line[first].is_ascii_lowercase() || line[first] == b'$') && is_header_line(line) {
             return self.header_line(line);
         }
-        if self.spans.len() != self.layout.field_count {
-            let (expected, found) = (self.layout.field_count, self.spans.len());
+        let field_count = self.layout.field_count;
+        let filter = !self.options.time_range.is_all();
+        let (mut start_time, mut end_time) = (None, None);
+        let mut fields = 0;
+        let mut bad_number: Option<(usize, usize)> = None;
+        let mut from = first;
+        let ends = memchr_iter(b' ', &line[first..])
+            .map(|i| i + first)
+            .chain(std::iter::once(line.len()));
+        for end in ends {
+            if end == from {
+                from = end + 1; // a run of spaces is one separator
+                continue;
+            }
+            let pos = fields;
+            fields += 1;
+            if pos >= field_count || bad_number.is_some() {
+                from = end + 1;
+                continue;
+            }
+            let field = &line[from..end];
+            if let Some(col) = self.layout.slots[pos] {
+                let ok = match &mut self.columns[col] {
+                    ColumnBuilder::Utf8(b) => {
+                        if field == b"-" {
+                            b.append_null();
+                        } else {
+                            b.append_bytes(field);
+                        }
+                        true
+                    }
+                    ColumnBuilder::Int32(b) => match parse_number(field) {
+                        Ok(Some(v)) if v <= i64::from(i32::MAX) => {
+                            b.append(v as i32);
+                            true
+                        }
+                        Ok(None) => {
+                            b.append_null();
+                            true
+                        }
+                        _ => false,
+                    },
+                    ColumnBuilder::Int64(b) => match parse_number(field) {
+                        Ok(Some(v)) => {
+                            let v = if self.kinds[col] == FieldKind::UnixTime {
+                                normalise_unix_time(v)
+                            } else {
+                                v
+                            };
+                            b.append(v);
+                            true
+                        }
+                        Ok(None) => {
+                            b.append_null();
+                            true
+                        }
+                        Err(()) => false,
+                    },
+                };
+                if !ok {
+                    bad_number = Some((pos, from));
+                }
+            }
+            if filter && (Some(pos) == self.layout.start_pos || Some(pos) == self.layout.end_pos) {
+                match parse_number(field) {
+                    Ok(v) => {
+                        let v = v.map(normalise_unix_time);
+                        if Some(pos) == self.layout.start_pos {
+                            start_time = v;
+                        } else {
+                            end_time = v;
+                        }
+                    }
+                    Err(()) => bad_number = bad_number.or(Some((pos, from))),
+                }
+            }
+            from = end + 1;
+        }
+        if fields != field_count {
+            self.take_back();
             let header = &self.layout.header;
-            let detail = format!("expected {expected} fields ({header}), found {found}");
+            let detail = format!("expected {field_count} fields ({header}), found {fields}");
             return self.bad_line(BadLineReason::FieldCount, || detail);
         }
-        if !self.options.time_range.is_all() && !self.in_time_range(line)? {
+        if let Some((pos, at)) = bad_number {
+            self.take_back();
+            let name = self
+                .layout
+                .names
+                .get(pos)
+                .cloned()
+                .unwrap_or_else(|| pos.to_string());
+            let rest = &line[at..];
+            let text = snippet(&rest[..memchr(b' ', rest).unwrap_or(rest.len())]);
+            return self.bad_line(BadLineReason::BadNumber, || {
+                format!("{name}: `{text}` is not a number")
+            });
+        }
+        if filter
+            && !self
+                .options
+                .time_range
+                .contains_record(start_time, end_time)
+        {
+            self.take_back();
             return Ok(());
-        }
-        // Parse every projected number before appending anything, so a bad line leaves
-        // no partial row behind.
-        for pos in 0..self.spans.len() {
-            let Some(col) = self.layout.slots[pos] else {
-                continue;
-            };
-            let kind = self.kinds[col];
-            if kind == FieldKind::Utf8 {
-                continue;
-            }
-            let (s, e) = self.spans[pos];
-            let field = &line[s..e];
-            let value = match (parse_number(field), kind) {
-                (Ok(Some(v)), FieldKind::Int32) if v > i64::from(i32::MAX) => Err(()),
-                (Ok(Some(v)), FieldKind::UnixTime) => Ok(Some(normalise_unix_time(v))),
-                (other, _) => other,
-            };
-            match value {
-                Ok(v) => self.numbers[col] = v,
-                Err(()) => {
-                    let column = FIELDS[self.out_fields[col]].name;
-                    return self.bad_line(BadLineReason::BadNumber, || {
-                        format!("{column}: `{}` is not a number", snippet(field))
-                    });
-                }
-            }
-        }
-        for pos in 0..self.spans.len() {
-            let Some(col) = self.layout.slots[pos] else {
-                continue;
-            };
-            match &mut self.columns[col] {
-                ColumnBuilder::Utf8(b) => {
-                    let (s, e) = self.spans[pos];
-                    let field = &line[s..e];
-                    if field == b"-" {
-                        b.append_null();
-                    } else {
-                        b.append_bytes(field);
-                    }
-                }
-                other => other.append_number(self.numbers[col]),
-            }
         }
         for &col in &self.layout.missing {
             self.columns[col].append_null();
@@ -440,27 +482,11 @@ impl Decoder {
         Ok(())
     }
 
-    fn in_time_range(&mut self, line: &[u8]) -> Result<bool> {
-        let time_at = |pos: Option<usize>| -> std::result::Result<Option<i64>, ()> {
-            match pos {
-                None => Ok(None),
-                Some(p) => {
-                    let (s, e) = self.spans[p];
-                    parse_number(&line[s..e]).map(|v| v.map(normalise_unix_time))
-                }
-            }
-        };
-        match (time_at(self.layout.start_pos), time_at(self.layout.end_pos)) {
-            (Ok(start), Ok(end)) => Ok(self.options.time_range.contains_record(start, end)),
-            _ => {
-                self.bad_line(BadLineReason::BadNumber, || {
-                    format!(
-                        "start/end: `{}` has a time that is not a number",
-                        snippet(line)
-                    )
-                })?;
-                Ok(false)
-            }
+    /// Removes whatever the current line appended.
+    fn take_back(&mut self) {
+        let rows = self.rows;
+        for column in &mut self.columns {
+            column.truncate(rows);
         }
     }
 
