@@ -5,6 +5,7 @@ pub mod format;
 pub mod generate;
 pub mod output;
 pub mod query;
+pub mod run;
 pub mod source;
 pub mod table;
 pub mod time_range;

@@ -33,6 +33,8 @@ pub enum Command {
     Sql(SqlArgs),
     /// Run a named query from the library (`--list` shows them).
     Query(QueryArgs),
+    /// Convert an archive to partitioned, sorted Parquet (local folder or S3).
+    Convert(ConvertArgs),
     /// Learn per-interface baselines of normal traffic and store them as Parquet.
     Baseline(BaselineArgs),
     /// Find rejected and anomalous traffic: findings as JSON lines, OCSF or a table.
@@ -149,6 +151,43 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))
         .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Folder or s3://bucket/prefix to write the Parquet archive into.
+    #[arg(long, value_name = "DIR")]
+    pub out: String,
+
+    /// Convert only shard I of N (0-based), e.g. 3/16 for AWS Batch array or Kubernetes
+    /// indexed jobs (AWS_BATCH_JOB_ARRAY_INDEX / JOB_COMPLETION_INDEX give I).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+
+    /// Start a new file once one reaches this many megabytes.
+    #[arg(long, value_name = "MB", default_value_t = 128)]
+    pub file_mb: usize,
+
+    /// Memory for sorting before it spills to disk, in megabytes.
+    #[arg(long, value_name = "MB", default_value_t = 2048)]
+    pub memory_mb: usize,
+
+    /// Print the Athena CREATE TABLE for the output and exit.
+    #[arg(long)]
+    pub athena_ddl: bool,
+}
+
+fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("`{text}` is not I/N with 0 <= I < N");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 #[derive(Args, Debug)]

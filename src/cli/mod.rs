@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod args;
+mod convert;
 mod detect;
 mod report;
 mod shell;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Sql(args) => runtime()?.block_on(sql(args, quiet)),
         Command::Query(args) => runtime()?.block_on(named_query(args, quiet)),
+        Command::Convert(args) => runtime()?.block_on(convert::run(args, quiet)),
         Command::Baseline(args) => runtime()?.block_on(detect::baseline(args, quiet)),
         Command::Detect(args) => runtime()?.block_on(detect::run_detect(args, quiet)),
         Command::Evaluate(args) => runtime()?.block_on(detect::run_evaluate(args, quiet)),
@@ -103,6 +105,8 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
             endpoint_url: args.endpoint_url.clone(),
             concurrency: Some(args.s3_concurrency),
         },
+        shard: None,
+        memory_limit: None,
     })
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 
@@ -35,6 +36,10 @@ pub struct FlowsConfig {
     pub regions: Vec<String>,
     /// S3 endpoint and concurrency.
     pub s3: S3Options,
+    /// `--shard i/n`: only the objects whose key hashes to shard `i` of `n`.
+    pub shard: Option<(u32, u32)>,
+    /// Memory for sorts and joins before they spill to disk (default: unlimited).
+    pub memory_limit: Option<usize>,
 }
 
 impl FlowsConfig {
@@ -42,6 +47,17 @@ impl FlowsConfig {
     pub fn uses_s3(&self) -> bool {
         self.sources.iter().any(|s| S3Url::parse(s).is_some())
     }
+}
+
+/// The shard (0-based) an object belongs to: a stable hash of its location, so every run
+/// and every machine agrees without coordination.
+pub fn shard_of(location: &str, count: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in location.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % u64::from(count.max(1))) as u32
 }
 
 /// A session whose `flows` table reads the configured sources.
@@ -75,7 +91,12 @@ impl FlowsSession {
             accounts: config.accounts.clone(),
             regions: config.regions.clone(),
         };
-        let listing = list_sources(&config.sources, &filter, client.as_ref()).await?;
+        let mut listing = list_sources(&config.sources, &filter, client.as_ref()).await?;
+        if let Some((index, count)) = config.shard {
+            listing
+                .objects
+                .retain(|o| shard_of(&o.location.to_string(), count) == index);
+        }
         let options = DecoderOptions {
             default_format: config.format.clone().unwrap_or_else(FlowFormat::default_v2),
             strict: config.strict,
@@ -92,20 +113,27 @@ impl FlowsSession {
             let concurrency = config.s3.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
             table = table.with_s3(client, concurrency);
         }
-        Ok(Self::with_table(table, summary))
+        Ok(Self::with_table(table, summary, config.memory_limit))
     }
 
     /// A session over objects already listed (local objects only).
     pub fn with_objects(objects: Vec<ObjectRef>, options: DecoderOptions) -> Self {
         let table = FlowsTable::new(objects, options, Arc::new(ScanStats::default()));
-        Self::with_table(table, ListingSummary::default())
+        Self::with_table(table, ListingSummary::default(), None)
     }
 
-    fn with_table(table: FlowsTable, listing: ListingSummary) -> Self {
+    fn with_table(table: FlowsTable, listing: ListingSummary, memory_limit: Option<usize>) -> Self {
         let stats = table.stats();
         let table = Arc::new(table);
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = memory_limit {
+            runtime = runtime.with_memory_limit(limit, 1.0);
+        }
+        let ctx = match runtime.build_arc() {
+            Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
+            Err(_) => SessionContext::new_with_config(config),
+        };
         for function in flowlens_functions() {
             ctx.register_udf(function);
         }

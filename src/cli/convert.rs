@@ -1,0 +1,83 @@
+//! `flowlens convert`, with a progress bar on a terminal and a summary at the end.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::ConvertArgs;
+use super::{flows_config, open_session, report, usage};
+use flowlens::run::{ConvertOptions, athena_ddl, convert, stale_files};
+use flowlens::source::S3Options;
+
+pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
+    if args.athena_ddl {
+        outln!("{}", athena_ddl(&args.out))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.file_mb == 0 || args.memory_mb == 0 {
+        return Err(usage("--file-mb and --memory-mb must be at least 1"));
+    }
+    let mut config = flows_config(&args.source)?;
+    config.shard = args.shard;
+    config.memory_limit = Some(args.memory_mb << 20);
+    let started = Instant::now();
+    let session = open_session(&config).await?;
+    report::selected(&session, quiet);
+    let total: u64 = session.selected_objects().iter().map(|o| o.size).sum();
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {bytes}/{total_bytes} read  {bytes_per_sec}  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |s: &flowlens::run::ConvertSummary| {
+        if let Some(bar) = &bar {
+            bar.set_position(s.bytes_in);
+            bar.set_message(format!("{} objects, {} records written", s.objects, s.records));
+        }
+    };
+    let options = ConvertOptions {
+        out: args.out.clone(),
+        shard: args.shard,
+        target_file_bytes: args.file_mb << 20,
+        s3: S3Options {
+            endpoint_url: args.source.endpoint_url.clone(),
+            concurrency: None,
+        },
+    };
+    let summary = convert(&session, &options, &progress).await?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    // A rerun that writes fewer files must not leave the old ones behind (local outputs).
+    if !args.out.starts_with("s3://") {
+        let prefix = match args.shard {
+            Some((i, n)) => format!("shard-{i:04}-of-{n:04}-part-"),
+            None => "part-".to_string(),
+        };
+        for path in stale_files(&summary, &prefix) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    if !quiet {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "converted {} objects ({}), {} records into {} Parquet files ({}) in {:.1} s ({}/s)",
+            summary.objects,
+            report::human_bytes(summary.bytes_in),
+            summary.records,
+            summary.files.len(),
+            report::human_bytes(summary.bytes_out),
+            secs,
+            report::human_bytes((summary.bytes_in as f64 / secs.max(0.001)) as u64)
+        );
+    }
+    Ok(report::finished(&session, started, quiet))
+}

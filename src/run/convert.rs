@@ -1,0 +1,347 @@
+//! `flowlens convert`: a flow log archive to Parquet that Athena, Trino, Spark, DuckDB and
+//! DataFusion read directly. AWS's column names and types (the `flows` CONTRACT), zstd,
+//! Hive partitions in AWS's layout by the hour records start, files of about 128 MB sorted
+//! by interface and start time so row-group statistics prune on both. The same input gives
+//! the same files, so a rerun overwrites rather than duplicates.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int64Type, SchemaRef};
+use chrono::{DateTime, Datelike, Timelike};
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::decode::BadLines;
+use crate::error::{Error, Result};
+use crate::format::flows_schema;
+use crate::query::FlowsSession;
+use crate::source::{S3Options, S3Url, s3_client, upload_file};
+
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    /// A folder or `s3://bucket/prefix`.
+    pub out: String,
+    /// `--shard i/n`: part of file names, so shards never overwrite each other.
+    pub shard: Option<(u32, u32)>,
+    /// Start a new file once one reaches this many bytes.
+    pub target_file_bytes: usize,
+    pub s3: S3Options,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ConvertSummary {
+    pub objects: u64,
+    pub bytes_in: u64,
+    pub records: u64,
+    pub files: Vec<String>,
+    pub bytes_out: u64,
+    pub bad_lines: BadLines,
+    pub failed_objects: usize,
+}
+
+/// Where one output file goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Partition {
+    account: String,
+    region: String,
+    hour: i64,
+}
+
+impl Partition {
+    fn path(&self) -> String {
+        let t = DateTime::from_timestamp(self.hour, 0).unwrap_or_default();
+        format!(
+            "AWSLogs/aws-account-id={}/aws-service=vpcflowlogs/aws-region={}/year={:04}/month={:02}/day={:02}/hour={:02}",
+            self.account,
+            self.region,
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour()
+        )
+    }
+}
+
+enum Target {
+    Local(PathBuf),
+    S3(S3Url),
+}
+
+struct Output {
+    target: Target,
+    prefix: String,
+    options: ConvertOptions,
+    client: Option<aws_sdk_s3::Client>,
+    current: Option<(Partition, usize, ArrowWriter<std::fs::File>, tempfile::TempPath)>,
+    schema: SchemaRef,
+    summary: ConvertSummary,
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_sorting_columns(Some(vec![
+            parquet::file::metadata::SortingColumn {
+                column_idx: 2, // interface_id
+                descending: false,
+                nulls_first: false,
+            },
+            parquet::file::metadata::SortingColumn {
+                column_idx: 10, // start
+                descending: false,
+                nulls_first: false,
+            },
+        ]))
+        .build()
+}
+
+impl Output {
+    fn location(&self, partition: &Partition, seq: usize) -> String {
+        let name = format!("{}{seq:05}.parquet", self.prefix);
+        match &self.target {
+            Target::Local(dir) => dir.join(partition.path()).join(name).display().to_string(),
+            Target::S3(url) => {
+                let base = url.key.trim_end_matches('/');
+                let key = if base.is_empty() {
+                    format!("{}/{name}", partition.path())
+                } else {
+                    format!("{base}/{}/{name}", partition.path())
+                };
+                S3Url {
+                    bucket: url.bucket.clone(),
+                    key,
+                }
+                .to_string()
+            }
+        }
+    }
+
+    fn open(&mut self, partition: Partition, seq: usize) -> Result<()> {
+        let temp = tempfile::NamedTempFile::new().map_err(|e| Error::io("convert", e))?;
+        let (file, path) = temp.into_parts();
+        let location = self.location(&partition, seq);
+        let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(writer_properties()))
+            .map_err(|source| Error::Parquet { location, source })?;
+        self.current = Some((partition, seq, writer, path));
+        Ok(())
+    }
+
+    /// Finishes the open file and puts it in place (a rename, or one upload).
+    async fn close(&mut self) -> Result<()> {
+        let Some((partition, seq, writer, temp)) = self.current.take() else {
+            return Ok(());
+        };
+        let location = self.location(&partition, seq);
+        writer.close().map_err(|source| Error::Parquet {
+            location: location.clone(),
+            source,
+        })?;
+        let size = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
+        match &self.target {
+            Target::Local(_) => {
+                let path = PathBuf::from(&location);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(&location, e))?;
+                }
+                // Copy then rename: the temp file may be on another file system, and a
+                // reader never sees half a file.
+                let staging = path.with_extension("parquet.partial");
+                std::fs::copy(&temp, &staging).map_err(|e| Error::io(&location, e))?;
+                std::fs::rename(&staging, &path).map_err(|e| Error::io(&location, e))?;
+            }
+            Target::S3(_) => {
+                let url = match S3Url::parse(&location) {
+                    Some(Ok(url)) => url,
+                    _ => return Err(Error::invalid(&location, "not an S3 location")),
+                };
+                let client = match &self.client {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = s3_client(&self.options.s3).await;
+                        self.client = Some(c.clone());
+                        c
+                    }
+                };
+                upload_file(&client, &url, &temp).await?;
+            }
+        }
+        self.summary.bytes_out += size;
+        self.summary.files.push(location);
+        Ok(())
+    }
+
+    /// Writes rows of one partition, starting new files at the target size.
+    async fn write(&mut self, partition: &Partition, batch: &RecordBatch) -> Result<()> {
+        let same = matches!(&self.current, Some((p, ..)) if p == partition);
+        if !same {
+            self.close().await?;
+            self.open(partition.clone(), 0)?;
+        }
+        let full = matches!(&self.current, Some((_, _, w, _))
+            if w.bytes_written() + w.in_progress_size() >= self.options.target_file_bytes);
+        if full {
+            let seq = self.current.as_ref().map(|c| c.1 + 1).unwrap_or(0);
+            self.close().await?;
+            self.open(partition.clone(), seq)?;
+        }
+        if let Some((p, seq, writer, _)) = &mut self.current {
+            let location = format!("{}/{}{seq:05}.parquet", p.path(), self.prefix);
+            writer
+                .write(batch)
+                .map_err(|source| Error::Parquet { location, source })?;
+        }
+        self.summary.records += batch.num_rows() as u64;
+        Ok(())
+    }
+}
+
+/// The partition of each row: account and region from the record (`unknown` where the
+/// format lacks them), hour from its start.
+fn partitions_of(batch: &RecordBatch) -> Vec<Partition> {
+    let text = |name: &str, i: usize| {
+        batch
+            .column_by_name(name)
+            .map(|c| c.as_string::<i32>())
+            .filter(|c| !c.is_null(i))
+            .map(|c| c.value(i).to_string())
+            .unwrap_or_else(|| "unknown".to_string())
+    };
+    let start = batch.column_by_name("start").map(|c| c.as_primitive::<Int64Type>());
+    (0..batch.num_rows())
+        .map(|i| Partition {
+            account: text("account_id", i),
+            region: text("region", i),
+            hour: start
+                .filter(|c| !c.is_null(i))
+                .map(|c| c.value(i).div_euclid(3600) * 3600)
+                .unwrap_or(0),
+        })
+        .collect()
+}
+
+/// Converts everything `session` reads. Rows arrive sorted by partition, interface and
+/// start (DataFusion's sort spills to disk past the session's memory limit), and are
+/// written partition by partition.
+pub async fn convert(
+    session: &FlowsSession,
+    options: &ConvertOptions,
+    progress: &dyn Fn(&ConvertSummary),
+) -> Result<ConvertSummary> {
+    let target = match S3Url::parse(&options.out) {
+        Some(Ok(url)) => Target::S3(url),
+        Some(Err(reason)) => return Err(Error::invalid("--out", reason)),
+        None => Target::Local(PathBuf::from(&options.out)),
+    };
+    let prefix = match options.shard {
+        Some((i, n)) => format!("shard-{i:04}-of-{n:04}-part-"),
+        None => "part-".to_string(),
+    };
+    let columns: Vec<String> = flows_schema()
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name()))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM flows ORDER BY coalesce(account_id, 'unknown'), coalesce(region, 'unknown'), \
+         \"start\" / 3600, interface_id, \"start\", \"end\", srcaddr, dstaddr, srcport, dstport, \
+         protocol, action, log_status, packets, bytes",
+        columns.join(", ")
+    );
+    let mut stream = None;
+    for statement in session.parse(&sql)? {
+        stream = Some(session.execute(statement).await?);
+    }
+    let Some(mut stream) = stream else {
+        return Ok(ConvertSummary::default());
+    };
+    let mut output = Output {
+        target,
+        prefix,
+        options: options.clone(),
+        client: None,
+        current: None,
+        schema: flows_schema(),
+        summary: ConvertSummary::default(),
+    };
+    let stats = session.stats().clone();
+    let mut last_report = Instant::now();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| Error::query("convert", e))?;
+        let parts = partitions_of(&batch);
+        let mut from = 0;
+        while from < parts.len() {
+            let to = (from..parts.len())
+                .find(|&i| parts[i] != parts[from])
+                .unwrap_or(parts.len());
+            output.write(&parts[from], &batch.slice(from, to - from)).await?;
+            from = to;
+        }
+        if last_report.elapsed() > Duration::from_millis(200) {
+            output.summary.objects = stats.objects();
+            output.summary.bytes_in = stats.bytes();
+            progress(&output.summary);
+            last_report = Instant::now();
+        }
+    }
+    output.close().await?;
+    let mut summary = output.summary;
+    summary.objects = stats.objects();
+    summary.bytes_in = stats.bytes();
+    summary.bad_lines = stats.bad_lines();
+    summary.failed_objects = stats.failures().len();
+    Ok(summary)
+}
+
+/// Files of a local output that the last conversion did not write (a smaller rerun, an
+/// older layout), named like ours, under the partitions it wrote.
+pub fn stale_files(summary: &ConvertSummary, prefix: &str) -> Vec<PathBuf> {
+    let written: std::collections::BTreeSet<&str> =
+        summary.files.iter().map(String::as_str).collect();
+    let dirs: std::collections::BTreeSet<&Path> = summary
+        .files
+        .iter()
+        .filter_map(|f| Path::new(f).parent())
+        .collect();
+    let mut stale = Vec::new();
+    for dir in dirs {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                if name.starts_with(prefix)
+                    && name.ends_with(".parquet")
+                    && !written.contains(path.display().to_string().as_str())
+                {
+                    stale.push(path);
+                }
+            }
+        }
+    }
+    stale
+}
+
+/// The Athena table over a converted archive (partition projection, no crawler needed).
+pub fn athena_ddl(location: &str) -> String {
+    let columns: Vec<String> = flows_schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = match f.data_type() {
+                arrow::datatypes::DataType::Int32 => "int",
+                arrow::datatypes::DataType::Int64 => "bigint",
+                _ => "string",
+            };
+            format!("  `{}` {ty}", f.name())
+        })
+        .collect();
+    format!(
+        "CREATE EXTERNAL TABLE vpc_flow_logs (\n{}\n)\nPARTITIONED BY (\n  `aws-account-id` string, `aws-service` string, `aws-region` string,\n  `year` string, `month` string, `day` string, `hour` string\n)\nSTORED AS PARQUET\nLOCATION '{}/AWSLogs/'\nTBLPROPERTIES (\n  'projection.enabled' = 'true',\n  'projection.aws-account-id.type' = 'injected',\n  'projection.aws-service.type' = 'enum', 'projection.aws-service.values' = 'vpcflowlogs',\n  'projection.aws-region.type' = 'injected',\n  'projection.year.type' = 'integer', 'projection.year.range' = '2015,2100',\n  'projection.month.type' = 'integer', 'projection.month.range' = '1,12', 'projection.month.digits' = '2',\n  'projection.day.type' = 'integer', 'projection.day.range' = '1,31', 'projection.day.digits' = '2',\n  'projection.hour.type' = 'integer', 'projection.hour.range' = '0,23', 'projection.hour.digits' = '2'\n);\n",
+        columns.join(",\n"),
+        location.trim_end_matches('/')
+    )
+}
+
