@@ -183,7 +183,10 @@ pub struct ConvertArgs {
 fn parse_shard(text: &str) -> Result<(u32, u32), String> {
     let bad = || format!("`{text}` is not I/N with 0 <= I < N");
     let (i, n) = text.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
     if n == 0 || i >= n {
         return Err(bad());
     }

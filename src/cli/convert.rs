@@ -40,7 +40,10 @@ pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
     let progress = |s: &flowlens::run::ConvertSummary| {
         if let Some(bar) = &bar {
             bar.set_position(s.bytes_in);
-            bar.set_message(format!("{} objects, {} records written", s.objects, s.records));
+            bar.set_message(format!(
+                "{} objects, {} records written",
+                s.objects, s.records
+            ));
         }
     };
     let options = ConvertOptions {

@@ -66,6 +66,7 @@ pub struct FlowsSession {
     stats: Arc<ScanStats>,
     table: Arc<FlowsTable>,
     listing: ListingSummary,
+    memory_limit: Option<usize>,
 }
 
 /// What listing the sources found, before anything was read.
@@ -144,6 +145,7 @@ impl FlowsSession {
             stats,
             table,
             listing,
+            memory_limit,
         }
     }
 
@@ -159,6 +161,15 @@ impl FlowsSession {
     /// Objects a full scan within the configured window would read.
     pub fn selected_objects(&self) -> Vec<ObjectRef> {
         self.table.objects_in(&TimeRange::ALL)
+    }
+
+    /// A session like this one over some of its objects (a job working group by group).
+    pub fn subset(&self, objects: Vec<ObjectRef>) -> FlowsSession {
+        Self::with_table(
+            self.table.with_objects(objects),
+            ListingSummary::default(),
+            self.memory_limit,
+        )
     }
 
     /// What listing found.

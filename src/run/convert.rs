@@ -76,7 +76,15 @@ struct Output {
     prefix: String,
     options: ConvertOptions,
     client: Option<aws_sdk_s3::Client>,
-    current: Option<(Partition, usize, ArrowWriter<std::fs::File>, tempfile::TempPath)>,
+    current: Option<(
+        Partition,
+        usize,
+        ArrowWriter<std::fs::File>,
+        tempfile::TempPath,
+    )>,
+    /// Files already written per partition: a partition met again continues numbering
+    /// instead of overwriting.
+    written: std::collections::HashMap<String, usize>,
     schema: SchemaRef,
     summary: ConvertSummary,
 }
@@ -171,6 +179,7 @@ impl Output {
         }
         self.summary.bytes_out += size;
         self.summary.files.push(location);
+        self.written.insert(partition.path(), seq + 1);
         Ok(())
     }
 
@@ -179,7 +188,8 @@ impl Output {
         let same = matches!(&self.current, Some((p, ..)) if p == partition);
         if !same {
             self.close().await?;
-            self.open(partition.clone(), 0)?;
+            let seq = self.written.get(&partition.path()).copied().unwrap_or(0);
+            self.open(partition.clone(), seq)?;
         }
         let full = matches!(&self.current, Some((_, _, w, _))
             if w.bytes_written() + w.in_progress_size() >= self.options.target_file_bytes);
@@ -199,22 +209,27 @@ impl Output {
     }
 }
 
-/// The partition of each row: account and region from the record (`unknown` where the
-/// format lacks them), hour from its start.
-fn partitions_of(batch: &RecordBatch) -> Vec<Partition> {
-    let text = |name: &str, i: usize| {
-        batch
-            .column_by_name(name)
-            .map(|c| c.as_string::<i32>())
-            .filter(|c| !c.is_null(i))
-            .map(|c| c.value(i).to_string())
-            .unwrap_or_else(|| "unknown".to_string())
+/// The partition of each row: account and region from the object's key (where AWS puts
+/// them), else from the record, else `unknown`; the hour from the record's start. The
+/// records themselves are written as they are.
+fn partitions_of(batch: &RecordBatch, key: &(Option<String>, Option<String>)) -> Vec<Partition> {
+    let text = |name: &str, from_key: &Option<String>, i: usize| {
+        from_key.clone().unwrap_or_else(|| {
+            batch
+                .column_by_name(name)
+                .map(|c| c.as_string::<i32>())
+                .filter(|c| !c.is_null(i))
+                .map(|c| c.value(i).to_string())
+                .unwrap_or_else(|| "unknown".to_string())
+        })
     };
-    let start = batch.column_by_name("start").map(|c| c.as_primitive::<Int64Type>());
+    let start = batch
+        .column_by_name("start")
+        .map(|c| c.as_primitive::<Int64Type>());
     (0..batch.num_rows())
         .map(|i| Partition {
-            account: text("account_id", i),
-            region: text("region", i),
+            account: text("account_id", &key.0, i),
+            region: text("region", &key.1, i),
             hour: start
                 .filter(|c| !c.is_null(i))
                 .map(|c| c.value(i).div_euclid(3600) * 3600)
@@ -223,9 +238,10 @@ fn partitions_of(batch: &RecordBatch) -> Vec<Partition> {
         .collect()
 }
 
-/// Converts everything `session` reads. Rows arrive sorted by partition, interface and
-/// start (DataFusion's sort spills to disk past the session's memory limit), and are
-/// written partition by partition.
+/// Converts everything `session` reads, one group of objects (same account and region in
+/// their keys) at a time. Rows arrive sorted by partition, interface and start
+/// (DataFusion's sort spills to disk past the session's memory limit), and are written
+/// partition by partition.
 pub async fn convert(
     session: &FlowsSession,
     options: &ConvertOptions,
@@ -245,18 +261,19 @@ pub async fn convert(
         .iter()
         .map(|f| format!("\"{}\"", f.name()))
         .collect();
-    let sql = format!(
-        "SELECT {} FROM flows ORDER BY coalesce(account_id, 'unknown'), coalesce(region, 'unknown'), \
-         \"start\" / 3600, interface_id, \"start\", \"end\", srcaddr, dstaddr, srcport, dstport, \
-         protocol, action, log_status, packets, bytes",
-        columns.join(", ")
-    );
-    let mut stream = None;
-    for statement in session.parse(&sql)? {
-        stream = Some(session.execute(statement).await?);
-    }
-    let Some(mut stream) = stream else {
-        return Ok(ConvertSummary::default());
+    // Sorted by exactly what partitions_of() partitions by, then interface and start.
+    let sql_for = |key: &(Option<String>, Option<String>)| {
+        let part = |column: &str, from_key: &Option<String>| match from_key {
+            Some(_) => String::new(),
+            None => format!("coalesce({column}, 'unknown'), "),
+        };
+        format!(
+            "SELECT {} FROM flows ORDER BY {}{}\"start\" / 3600, interface_id, \"start\", \"end\", \
+             srcaddr, dstaddr, srcport, dstport, protocol, action, log_status, packets, bytes",
+            columns.join(", "),
+            part("account_id", &key.0),
+            part("region", &key.1)
+        )
     };
     let mut output = Output {
         target,
@@ -264,35 +281,60 @@ pub async fn convert(
         options: options.clone(),
         client: None,
         current: None,
+        written: std::collections::HashMap::new(),
         schema: flows_schema(),
         summary: ConvertSummary::default(),
     };
-    let stats = session.stats().clone();
-    let mut last_report = Instant::now();
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| Error::query("convert", e))?;
-        let parts = partitions_of(&batch);
-        let mut from = 0;
-        while from < parts.len() {
-            let to = (from..parts.len())
-                .find(|&i| parts[i] != parts[from])
-                .unwrap_or(parts.len());
-            output.write(&parts[from], &batch.slice(from, to - from)).await?;
-            from = to;
+    let mut groups: std::collections::BTreeMap<(Option<String>, Option<String>), Vec<_>> =
+        std::collections::BTreeMap::new();
+    for object in session.selected_objects() {
+        let key = (object.key.account.clone(), object.key.region.clone());
+        groups.entry(key).or_default().push(object);
+    }
+    let mut done = ConvertSummary::default();
+    for (key, objects) in groups {
+        let group = session.subset(objects);
+        let mut stream = None;
+        for statement in group.parse(&sql_for(&key))? {
+            stream = Some(group.execute(statement).await?);
         }
-        if last_report.elapsed() > Duration::from_millis(200) {
-            output.summary.objects = stats.objects();
-            output.summary.bytes_in = stats.bytes();
-            progress(&output.summary);
-            last_report = Instant::now();
+        let Some(mut stream) = stream else {
+            continue;
+        };
+        let stats = group.stats().clone();
+        let mut last_report = Instant::now();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| Error::query("convert", e))?;
+            let parts = partitions_of(&batch, &key);
+            let mut from = 0;
+            while from < parts.len() {
+                let to = (from..parts.len())
+                    .find(|&i| parts[i] != parts[from])
+                    .unwrap_or(parts.len());
+                output
+                    .write(&parts[from], &batch.slice(from, to - from))
+                    .await?;
+                from = to;
+            }
+            if last_report.elapsed() > Duration::from_millis(200) {
+                output.summary.objects = done.objects + stats.objects();
+                output.summary.bytes_in = done.bytes_in + stats.bytes();
+                progress(&output.summary);
+                last_report = Instant::now();
+            }
         }
+        done.objects += stats.objects();
+        done.bytes_in += stats.bytes();
+        done.bad_lines.merge(&stats.bad_lines());
+        done.failed_objects += stats.failures().len();
+        session.stats().absorb(&stats);
     }
     output.close().await?;
     let mut summary = output.summary;
-    summary.objects = stats.objects();
-    summary.bytes_in = stats.bytes();
-    summary.bad_lines = stats.bad_lines();
-    summary.failed_objects = stats.failures().len();
+    summary.objects = done.objects;
+    summary.bytes_in = done.bytes_in;
+    summary.bad_lines = done.bad_lines;
+    summary.failed_objects = done.failed_objects;
     Ok(summary)
 }
 
@@ -311,7 +353,10 @@ pub fn stale_files(summary: &ConvertSummary, prefix: &str) -> Vec<PathBuf> {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
                 let path = entry.path();
-                let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 if name.starts_with(prefix)
                     && name.ends_with(".parquet")
                     && !written.contains(path.display().to_string().as_str())
@@ -344,4 +389,3 @@ pub fn athena_ddl(location: &str) -> String {
         location.trim_end_matches('/')
     )
 }
-

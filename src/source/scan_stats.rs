@@ -45,6 +45,19 @@ impl ScanStats {
         lock(&self.failures).push(failure);
     }
 
+    /// Adds what another scan saw (a job's scans of parts of the archive roll up here).
+    pub fn absorb(&self, other: &ScanStats) {
+        self.objects.fetch_add(other.objects(), Ordering::Relaxed);
+        self.bytes.fetch_add(other.bytes(), Ordering::Relaxed);
+        self.rows.fetch_add(other.rows(), Ordering::Relaxed);
+        self.add_bad_lines(&other.bad_lines());
+        lock(&self.failures).extend(other.failures());
+        let mut seen = lock(&self.unknown_fields);
+        for field in other.unknown_fields() {
+            seen.entry(field.field.clone()).or_insert(field);
+        }
+    }
+
     /// Records unknown header fields; each name is warned about once per run.
     pub(crate) fn add_unknown_fields(&self, fields: Vec<UnknownField>) {
         if fields.is_empty() {

@@ -81,6 +81,17 @@ impl FlowsTable {
     pub fn stats(&self) -> Arc<ScanStats> {
         self.stats.clone()
     }
+
+    /// The same table (options, S3 client) over other objects, with stats of its own.
+    pub fn with_objects(&self, objects: Vec<ObjectRef>) -> Self {
+        FlowsTable {
+            objects: Arc::new(objects),
+            options: self.options.clone(),
+            stats: Arc::new(ScanStats::default()),
+            s3: self.s3.clone(),
+            s3_concurrency: self.s3_concurrency,
+        }
+    }
 }
 
 #[async_trait]
