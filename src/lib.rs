@@ -1,6 +1,7 @@
 pub mod decode;
 pub mod detect;
 pub mod error;
+pub mod failpoint;
 pub mod format;
 pub mod generate;
 pub mod output;

@@ -35,6 +35,8 @@ pub enum Command {
     Query(QueryArgs),
     /// Convert an archive to partitioned, sorted Parquet (local folder or S3).
     Convert(ConvertArgs),
+    /// The scheduled task: process what arrived since the checkpoint (see --config).
+    Run(RunArgs),
     /// Learn per-interface baselines of normal traffic and store them as Parquet.
     Baseline(BaselineArgs),
     /// Find rejected and anomalous traffic: findings as JSON lines, OCSF or a table.
@@ -191,6 +193,14 @@ fn parse_shard(text: &str) -> Result<(u32, u32), String> {
         return Err(bad());
     }
     Ok((i, n))
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A TOML file of settings; every setting can also come from FLOWLENS_<NAME> (e.g.
+    /// FLOWLENS_STATE), which wins over the file.
+    #[arg(long, value_name = "FILE", env = "FLOWLENS_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -50,6 +50,7 @@ pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
         out: args.out.clone(),
         shard: args.shard,
         target_file_bytes: args.file_mb << 20,
+        name_prefix: None,
         s3: S3Options {
             endpoint_url: args.source.endpoint_url.clone(),
             concurrency: None,

@@ -14,6 +14,7 @@ mod args;
 mod convert;
 mod detect;
 mod report;
+mod scheduled;
 mod shell;
 
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Sql(args) => runtime()?.block_on(sql(args, quiet)),
         Command::Query(args) => runtime()?.block_on(named_query(args, quiet)),
+        Command::Run(args) => runtime()?.block_on(scheduled::run(args, quiet)),
         Command::Convert(args) => runtime()?.block_on(convert::run(args, quiet)),
         Command::Baseline(args) => runtime()?.block_on(detect::baseline(args, quiet)),
         Command::Detect(args) => runtime()?.block_on(detect::run_detect(args, quiet)),

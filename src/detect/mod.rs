@@ -14,7 +14,7 @@ pub use catalog::DetectCatalog;
 pub use evaluate::{Evaluation, KindScore, Label, evaluate, read_labels};
 pub use finding::{Finding, Severity};
 pub use pipeline::{DAY, DetectReport, Pipeline, any_at_or_above, default_window};
-pub use tables::Table;
+pub use tables::{Table, from_parquet, to_parquet};
 
 use crate::error::Result;
 use crate::query::FlowsSession;

@@ -107,6 +107,31 @@ impl<'a> Pipeline<'a> {
         })
     }
 
+    /// Runs SQL over the registered tables and returns the rows (for jobs folding state).
+    pub async fn query(&self, name: &str, sql: &str) -> Result<Table> {
+        run(self.ctx, name, sql).await
+    }
+
+    /// Registers a table under `name`.
+    pub fn register(&self, name: &str, table: &Table) -> Result<()> {
+        register(self.ctx, name, table)
+    }
+
+    /// Learns the hour-of-day baseline (`base_hours`, `base_enis`) from a stored history of
+    /// hourly metrics in `[since, until)`, leaving the prepared `hour_metrics` in place.
+    pub async fn learn_from_history(&self, history: &Table, since: i64, until: i64) -> Result<()> {
+        let current = run(self.ctx, "hour_metrics", "SELECT * FROM hour_metrics").await?;
+        register(self.ctx, "hour_metrics", history)?;
+        let values = [("since", since), ("until", until)];
+        let learnt = async {
+            self.step("base_enis", &values).await?;
+            self.step("base_hours", &values).await
+        }
+        .await;
+        register(self.ctx, "hour_metrics", &current)?;
+        learnt.map(|_| ())
+    }
+
     /// Uses a stored baseline instead of learning one.
     pub fn use_baseline(&self, baseline: &Baseline) -> Result<()> {
         for (name, table) in BASELINE_TABLES.iter().zip(&baseline.tables) {

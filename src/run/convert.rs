@@ -29,6 +29,8 @@ pub struct ConvertOptions {
     pub shard: Option<(u32, u32)>,
     /// Start a new file once one reaches this many bytes.
     pub target_file_bytes: usize,
+    /// File names start with this (default `part-`, or the shard's).
+    pub name_prefix: Option<String>,
     pub s3: S3Options,
 }
 
@@ -177,6 +179,7 @@ impl Output {
                 upload_file(&client, &url, &temp).await?;
             }
         }
+        crate::failpoint::point("parquet");
         self.summary.bytes_out += size;
         self.summary.files.push(location);
         self.written.insert(partition.path(), seq + 1);
@@ -252,9 +255,10 @@ pub async fn convert(
         Some(Err(reason)) => return Err(Error::invalid("--out", reason)),
         None => Target::Local(PathBuf::from(&options.out)),
     };
-    let prefix = match options.shard {
-        Some((i, n)) => format!("shard-{i:04}-of-{n:04}-part-"),
-        None => "part-".to_string(),
+    let prefix = match (&options.name_prefix, options.shard) {
+        (Some(prefix), _) => prefix.clone(),
+        (None, Some((i, n))) => format!("shard-{i:04}-of-{n:04}-part-"),
+        (None, None) => "part-".to_string(),
     };
     let columns: Vec<String> = flows_schema()
         .fields()

@@ -1,5 +1,9 @@
-//! The batch job over archives (convert) and, later, the scheduled task.
+//! The batch job over archives (convert) and the scheduled container task (run).
 
 mod convert;
+mod scheduled;
+mod state_store;
 
 pub use convert::{ConvertOptions, ConvertSummary, athena_ddl, convert, stale_files};
+pub use scheduled::{RunConfig, RunSummary, run_once};
+pub use state_store::StateStore;

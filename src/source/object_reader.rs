@@ -57,6 +57,13 @@ pub fn scan_objects(
     let mut s3_failures_in_a_row = 0;
     for (i, object) in objects.iter().enumerate() {
         let location = object.location.to_string();
+        if crate::failpoint::stop_requested() {
+            return Err(Error::invalid(
+                location,
+                "stopped (SIGTERM) before this object",
+            ));
+        }
+        crate::failpoint::point("read");
         let pending = next.take().or_else(|| prefetch(context, object));
         // Start the following object's request while this one is decoded.
         next = objects.get(i + 1).and_then(|o| prefetch(context, o));

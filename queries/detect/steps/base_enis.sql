@@ -4,6 +4,6 @@
 -- param: until int: baseline end (Unix seconds)
 SELECT interface_id, max(account_id) AS account_id, max(vpc_id) AS vpc_id,
        count(DISTINCT hour) AS history_hours, min(hour) AS first_hour, max(hour) + 3600 AS last_hour
-FROM traffic
-WHERE hour >= ${since} AND hour < ${until}
+FROM hour_metrics
+WHERE hour >= ${since} AND hour < ${until} AND metric = 'flows'
 GROUP BY interface_id

@@ -1,0 +1,151 @@
+//! `flowlens run`: settings from a TOML file and FLOWLENS_* variables, SIGTERM handling,
+//! and the one JSON summary line.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use super::args::RunArgs;
+use super::usage;
+use flowlens::detect::DetectCatalog;
+use flowlens::format::FlowFormat;
+use flowlens::run::{RunConfig, run_once};
+use flowlens::source::S3Options;
+
+/// The settings, as the file writes them; each also FLOWLENS_<UPPER_NAME>.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    source: Option<Vec<String>>,
+    state: Option<String>,
+    findings: Option<String>,
+    convert: Option<String>,
+    lookback: Option<String>,
+    baseline_days: Option<i64>,
+    lock_ttl: Option<String>,
+    findings_format: Option<String>,
+    format: Option<String>,
+    endpoint_url: Option<String>,
+    s3_concurrency: Option<usize>,
+    thresholds: Option<toml::Table>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(format!("FLOWLENS_{}", name.to_uppercase()))
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+fn seconds(setting: &str, text: &str) -> Result<i64> {
+    humantime::parse_duration(text)
+        .map(|d| d.as_secs() as i64)
+        .map_err(|e| {
+            usage(format!(
+                "{setting}: `{text}` is not a duration (like 2h or 15m): {e}"
+            ))
+        })
+}
+
+fn settings(args: &RunArgs) -> Result<RunConfig> {
+    let file: Settings = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            toml::from_str(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?
+        }
+        None => Settings::default(),
+    };
+    let sources = env("source")
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .or(file.source)
+        .ok_or_else(|| usage("no source: set `source` in the config or FLOWLENS_SOURCE"))?;
+    let state = env("state")
+        .or(file.state)
+        .ok_or_else(|| usage("no state location: set `state` or FLOWLENS_STATE"))?;
+    let findings = env("findings")
+        .or(file.findings)
+        .ok_or_else(|| usage("no findings location: set `findings` or FLOWLENS_FINDINGS"))?;
+    let lookback = seconds(
+        "lookback",
+        &env("lookback").or(file.lookback).unwrap_or("2h".into()),
+    )?;
+    let lock_ttl = seconds(
+        "lock_ttl",
+        &env("lock_ttl").or(file.lock_ttl).unwrap_or("30m".into()),
+    )?;
+    let baseline_days = match env("baseline_days") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| usage(format!("FLOWLENS_BASELINE_DAYS: `{v}`")))?,
+        None => file.baseline_days.unwrap_or(14),
+    };
+    let ocsf = match env("findings_format").or(file.findings_format).as_deref() {
+        None | Some("jsonl") => false,
+        Some("ocsf") => true,
+        Some(other) => {
+            return Err(usage(format!(
+                "findings_format: `{other}` is not jsonl or ocsf"
+            )));
+        }
+    };
+    let format = match env("format").or(file.format) {
+        Some(text) => Some(FlowFormat::parse(&text).map_err(|p| usage(format!("format: {p}")))?),
+        None => None,
+    };
+    let mut catalog = DetectCatalog::builtin()?;
+    if let Some(thresholds) = file.thresholds {
+        for (detector, params) in thresholds {
+            for (param, value) in params.as_table().into_iter().flatten() {
+                let value = value
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| value.to_string());
+                catalog
+                    .set(&format!("{detector}.{param}"), &value)
+                    .map_err(usage)?;
+            }
+        }
+    }
+    Ok(RunConfig {
+        sources,
+        state,
+        findings,
+        convert: env("convert").or(file.convert),
+        lookback,
+        baseline_days,
+        lock_ttl,
+        ocsf,
+        format,
+        s3: S3Options {
+            endpoint_url: env("endpoint_url").or(file.endpoint_url),
+            concurrency: env("s3_concurrency")
+                .and_then(|v| v.parse().ok())
+                .or(file.s3_concurrency),
+        },
+        catalog,
+    })
+}
+
+pub async fn run(args: RunArgs, _quiet: bool) -> Result<ExitCode> {
+    let config = settings(&args)?;
+    // SIGTERM (ECS, Kubernetes) stops reading before the next object; the state stays
+    // consistent and the next run resumes the same batch.
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::spawn(async move {
+            if term.recv().await.is_some() {
+                tracing::warn!("SIGTERM: stopping before the next object");
+                flowlens::failpoint::request_stop();
+            }
+        });
+    }
+    let summary = run_once(&config).await?;
+    outln!("{}", serde_json::to_string(&summary)?)?;
+    Ok(if summary.failed_objects > 0 {
+        ExitCode::from(super::EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
