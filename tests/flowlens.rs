@@ -2198,3 +2198,210 @@ fn convert_to_s3_and_query_it_there() {
         .collect();
     assert_eq!(remote, csv_rows(&[src], &[], q));
 }
+
+// ---------------------------------------------------------------------------------------
+// The scheduled task: crash anywhere, run again, and nothing is lost or duplicated.
+
+fn read_table_sum(path: &Path) -> (usize, f64) {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Float64Type;
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (mut rows, mut sum) = (0, 0.0);
+    for batch in reader {
+        let batch = batch.unwrap();
+        rows += batch.num_rows();
+        if let Some(values) = batch.column_by_name("value") {
+            sum += values
+                .as_primitive::<Float64Type>()
+                .iter()
+                .flatten()
+                .sum::<f64>();
+        }
+    }
+    (rows, sum)
+}
+
+/// What a run leaves behind, read back: converted records, findings, checkpoint, baseline.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    parquet_files: Vec<String>,
+    records: Vec<String>,
+    findings: Vec<(String, String)>,
+    processed: serde_json::Value,
+    history: (usize, i64),
+    folded: serde_json::Value,
+}
+
+fn outcome(server: &s3::Server, name: &str) -> Outcome {
+    let root = server.root.path();
+    let conv = root.join("lake").join(name);
+    let mut parquet_files: Vec<String> = walk(&conv)
+        .iter()
+        .map(|p| p.strip_prefix(&conv).unwrap().display().to_string())
+        .collect();
+    parquet_files.sort();
+    let records = {
+        let out = server.run(&[
+            "sql",
+            "SELECT count(*), sum(bytes), count(DISTINCT srcaddr) FROM flows",
+            "-s",
+            &format!("s3://lake/{name}/"),
+            "-o",
+            "csv",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().map(str::to_string).collect()
+    };
+    let fdir = root.join("state").join(name).join("findings");
+    let mut findings: Vec<(String, String)> = walk(&fdir)
+        .iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read_to_string(p).unwrap(),
+            )
+        })
+        .collect();
+    findings.sort();
+    let st = root.join("state").join(name).join("st");
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(st.join("checkpoint.json")).unwrap())
+            .unwrap();
+    let pointer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(st.join("baseline.json")).unwrap()).unwrap();
+    let version = pointer["version"].as_u64().unwrap();
+    let (rows, sum) = read_table_sum(&st.join(format!("baseline/v{version}/history.parquet")));
+    assert!(!st.join("pending.json").exists() && !st.join("lock.json").exists());
+    Outcome {
+        parquet_files,
+        records,
+        findings,
+        processed: checkpoint["processed"].clone(),
+        history: (rows, sum.round() as i64),
+        folded: pointer["folded"].clone(),
+    }
+}
+
+fn scheduled_run(server: &s3::Server, name: &str, failpoint: Option<&str>) -> Output {
+    let mut cmd = server.command(&["run"]);
+    cmd.env("FLOWLENS_SOURCE", "s3://logs/")
+        .env("FLOWLENS_STATE", format!("s3://state/{name}/st"))
+        .env("FLOWLENS_FINDINGS", format!("s3://state/{name}/findings"))
+        .env("FLOWLENS_CONVERT", format!("s3://lake/{name}"))
+        .env("FLOWLENS_LOCK_TTL", "1s")
+        .env_remove("FLOWLENS_FAILPOINT");
+    if let Some(point) = failpoint {
+        cmd.env("FLOWLENS_FAILPOINT", point);
+    }
+    cmd.output().unwrap()
+}
+
+fn summary(out: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(out).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
+}
+
+#[test]
+fn scheduled_task_survives_a_crash_at_any_point() {
+    let server = s3::Server::start();
+    server.bucket("state");
+    server.bucket("lake");
+    generate_into(
+        &server.bucket("logs"),
+        &[
+            "--days",
+            "2",
+            "--enis",
+            "3",
+            "--object-minutes",
+            "60",
+            "--incidents",
+        ],
+    );
+
+    let first = scheduled_run(&server, "ref", None);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let s = summary(&first);
+    assert_eq!(s["status"], "ok");
+    assert_eq!(s["objects"], 96);
+    assert!(
+        s["findings"].as_object().is_some_and(|f| !f.is_empty()),
+        "{s}"
+    );
+    assert_eq!(
+        summary(&scheduled_run(&server, "ref", None))["status"],
+        "idle"
+    );
+    let reference = outcome(&server, "ref");
+    assert!(!reference.parquet_files.is_empty() && reference.findings.len() == 1);
+
+    // A second run while the first holds the lock does not proceed.
+    let lock = server.root.path().join("state/locked/st/lock.json");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, r#"{"owner":"other","expires":32503680000}"#).unwrap();
+    assert_eq!(
+        summary(&scheduled_run(&server, "locked", None))["status"],
+        "locked"
+    );
+
+    let points = [
+        "locked",
+        "listed",
+        "pending",
+        "read:1",
+        "read:40",
+        "read:96",
+        "parquet:1",
+        "parquet:20",
+        "parquet:48",
+        "converted",
+        "read:100",
+        "read:170",
+        "read:200",
+        "detected",
+        "findings",
+        "baseline_table:1",
+        "baseline_table:2",
+        "baseline_table:3",
+        "folded",
+        "checkpointed",
+        "done",
+    ];
+    assert!(points.len() >= 20);
+    for (i, point) in points.iter().enumerate() {
+        let name = format!("crash{i}");
+        let crashed = scheduled_run(&server, &name, Some(point));
+        assert!(
+            !crashed.status.success(),
+            "{point}: the failpoint did not fire: {}",
+            stderr(&crashed)
+        );
+        assert!(
+            stderr(&crashed).contains(&format!("failpoint {point}")),
+            "{point}: {}",
+            stderr(&crashed)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1100)); // the crashed run's lock expires
+        let rerun = scheduled_run(&server, &name, None);
+        assert!(rerun.status.success(), "{point}: {}", stderr(&rerun));
+        let status = summary(&rerun)["status"].clone();
+        assert!(
+            status == "ok" || (status == "idle" && *point == "done"),
+            "{point}: {status}"
+        );
+        assert_eq!(
+            summary(&scheduled_run(&server, &name, None))["status"],
+            "idle",
+            "{point}"
+        );
+        assert_eq!(
+            outcome(&server, &name),
+            reference,
+            "after a crash at {point}"
+        );
+    }
+}

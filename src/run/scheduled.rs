@@ -266,54 +266,67 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
     let latest = pipeline.prepare(TimeRange::ALL).await?;
     let records = session.stats().rows();
     let baseline = load_baseline(store).await?;
-    let report = match (&baseline, latest) {
-        (_, None) => None,
-        (Some((_, history, peers, ports)), Some(latest)) => {
-            let window = batch_window(&pipeline, latest).await?;
-            let since = window.0 - config.baseline_days * DAY;
-            pipeline
-                .learn_from_history(history, since, window.0)
-                .await?;
-            pipeline.register("base_peers", peers)?;
-            pipeline.register("base_ports", ports)?;
-            Some(
-                pipeline
-                    .detect(window.0, window.1, (since, window.0))
-                    .await?,
-            )
-        }
-        (None, Some(latest)) => {
-            // The first run learns from the batch's own days before its last one.
-            let (start, end) = default_window(latest);
-            let since = start - config.baseline_days * DAY;
-            pipeline.learn(since, start).await?;
-            Some(pipeline.detect(start, end, (since, start)).await?)
-        }
-    };
-    failpoint::point("detected");
-    let findings: Vec<Finding> = report.map(|r: DetectReport| r.findings).unwrap_or_default();
-    for f in &findings {
-        *summary.findings.entry(f.kind.clone()).or_default() += 1;
-    }
-    let text: String = findings
-        .iter()
-        .map(|f| {
-            let value = if config.ocsf {
-                f.to_ocsf(f.window_end * 1000)
-            } else {
-                f.to_json()
-            };
-            format!("{value}\n")
-        })
-        .collect();
     let name = format!(
         "findings-{}.{}",
         pending.batch,
         if config.ocsf { "ocsf.json" } else { "jsonl" }
     );
     let target = format!("{}/{name}", config.findings.trim_end_matches('/'));
-    write_text(&text, Some(std::path::Path::new(&target)), &config.s3).await?;
-    failpoint::point("findings");
+    let already_folded = baseline
+        .as_ref()
+        .is_some_and(|(p, ..)| p.folded.iter().any(|b| b == &pending.batch));
+    if already_folded {
+        // A run crashed after folding this batch: its findings were written before the
+        // fold, against the baseline as it was then. Detecting again against the folded
+        // baseline would judge the batch by itself, so the findings stand as written.
+        tracing::info!(
+            "batch {} was already folded; its findings stand",
+            pending.batch
+        );
+    } else {
+        let report = match (&baseline, latest) {
+            (_, None) => None,
+            (Some((_, history, peers, ports)), Some(latest)) => {
+                let window = batch_window(&pipeline, latest).await?;
+                let since = window.0 - config.baseline_days * DAY;
+                pipeline
+                    .learn_from_history(history, since, window.0)
+                    .await?;
+                pipeline.register("base_peers", peers)?;
+                pipeline.register("base_ports", ports)?;
+                Some(
+                    pipeline
+                        .detect(window.0, window.1, (since, window.0))
+                        .await?,
+                )
+            }
+            (None, Some(latest)) => {
+                // The first run learns from the batch's own days before its last one.
+                let (start, end) = default_window(latest);
+                let since = start - config.baseline_days * DAY;
+                pipeline.learn(since, start).await?;
+                Some(pipeline.detect(start, end, (since, start)).await?)
+            }
+        };
+        failpoint::point("detected");
+        let findings: Vec<Finding> = report.map(|r: DetectReport| r.findings).unwrap_or_default();
+        for f in &findings {
+            *summary.findings.entry(f.kind.clone()).or_default() += 1;
+        }
+        let text: String = findings
+            .iter()
+            .map(|f| {
+                let value = if config.ocsf {
+                    f.to_ocsf(f.window_end * 1000)
+                } else {
+                    f.to_json()
+                };
+                format!("{value}\n")
+            })
+            .collect();
+        write_text(&text, Some(std::path::Path::new(&target)), &config.s3).await?;
+        failpoint::point("findings");
+    }
 
     fold_baseline(config, store, &pipeline, baseline.as_ref(), &pending.batch).await?;
     failpoint::point("folded");
@@ -378,27 +391,19 @@ async fn load_baseline(store: &StateStore) -> Result<Option<StoredBaseline>> {
         return Ok(None);
     };
     let pointer: BaselinePointer = parse(&bytes, &at)?;
-    let mut tables = Vec::new();
-    for name in ["history", "peers", "ports"] {
+    let read = |name: &'static str| async move {
         let file = format!("baseline/v{}/{name}.parquet", pointer.version);
         let location = store.location(&file);
         let bytes = store
             .get(&file)
             .await?
             .ok_or_else(|| Error::invalid(&location, "missing: the baseline is incomplete"))?;
-        tables.push(from_parquet(bytes, &location)?);
-    }
-    let ports = tables.pop().unwrap_or_else(|| unreachable_table());
-    let peers = tables.pop().unwrap_or_else(|| unreachable_table());
-    let history = tables.pop().unwrap_or_else(|| unreachable_table());
+        from_parquet(bytes, &location)
+    };
+    let history = read("history").await?;
+    let peers = read("peers").await?;
+    let ports = read("ports").await?;
     Ok(Some((pointer, history, peers, ports)))
-}
-
-fn unreachable_table() -> Table {
-    Table {
-        schema: std::sync::Arc::new(arrow::datatypes::Schema::empty()),
-        batches: Vec::new(),
-    }
 }
 
 /// Folds the batch into the stored baseline: hourly metrics added to the history (kept
