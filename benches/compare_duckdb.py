@@ -73,9 +73,10 @@ def flowlens(src):
 
 
 def duckdb(python, src, pattern):
-    sql = (QUERY.replace("FROM flows", f"FROM read_csv('{src}/**/{pattern}', delim=' ', "
+    sql = (QUERY.replace("FROM flows", f"FROM read_csv('{src}/**/{pattern}', delim=' ', nullstr='-', "
                          f"header=true, columns={COLUMNS})"))
     code = ("import duckdb,sys\n"
+            "duckdb.sql('SET enable_progress_bar = false')\n"
             f"rows = duckdb.sql({sql!r}).fetchall()\n"
             "print('\\n'.join(','.join(str(v) for v in r) for r in rows))\n")
     out = run([str(python), "-c", code], capture_output=True, text=True).stdout

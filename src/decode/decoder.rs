@@ -313,7 +313,13 @@ impl Decoder {
                 _ => end,
             }
         };
-        match std::str::from_utf8(&region[start..block_end]) {
+        let block = &region[start..block_end];
+        // Flow logs are ASCII: the word-at-a-time ASCII check settles almost every block.
+        if block.is_ascii() {
+            self.utf8_valid_end = block_end;
+            return true;
+        }
+        match std::str::from_utf8(block) {
             Ok(_) => {
                 self.utf8_valid_end = block_end;
                 true
