@@ -2,7 +2,7 @@
 """Reads the same flow log archive from a loopback S3-compatible server (s3s-fs) and from
 local disk, in one run, and reports the S3 rate as a share of the local-disk rate.
 
-    python3 benches/s3_vs_local.py [--days 3] [--enis 14] [--rate 4] [--runs 3] [--concurrency 16]
+    python3 benches/s3_vs_local.py [--days 3] [--enis 14] [--rate 4] [--object-minutes 60] [--runs 3] [--concurrency 16]
 
 It builds flowlens in release mode, installs s3s-fs into target/tools if needed, generates
 the archive once under target/bench-s3/ (the server serves that folder, so both runs read
@@ -45,6 +45,8 @@ def main():
     p.add_argument("--rate", type=float, default=4.0)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--object-minutes", type=int, default=60,
+                   help="minutes per object (AWS: 5; larger objects stand for busy flow logs)")
     args = p.parse_args()
 
     run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT)
@@ -52,11 +54,12 @@ def main():
         run(["cargo", "install", "s3s-fs@0.14.1", "--features", "binary", "--locked",
              "--root", str(ROOT / "target" / "tools"),
              "--target-dir", str(ROOT / "target" / "tools-build")])
-    data = WORK / f"{args.days}d-{args.enis}e-r{args.rate}"
+    data = WORK / f"{args.days}d-{args.enis}e-r{args.rate}-m{args.object_minutes}"
     archive = data / "bench"
     if not (archive / "AWSLogs").exists():
         run([str(BIN), "generate", "--out", str(archive), "--days", str(args.days),
-             "--enis", str(args.enis), "--rate", str(args.rate), "--end", "2026-10-15"])
+             "--enis", str(args.enis), "--rate", str(args.rate), "--end", "2026-10-15",
+             "--object-minutes", str(args.object_minutes)])
     objects = list(archive.rglob("*.gz"))
     size = sum(o.stat().st_size for o in objects)
 

@@ -1,6 +1,6 @@
 //! Crash points for the scheduled task's crash-safety tests, and the stop request a
-//! SIGTERM makes. `FLOWLENS_FAILPOINT=name[:n]` aborts the process (no cleanup, as a
-//! SIGKILL would) the n-th time (default: first) execution reaches the point `name`.
+//! SIGTERM makes. `FLOWLENS_FAILPOINT=name[:n]` kills the process with SIGKILL (no
+//! cleanup of any kind) the n-th time (default: first) execution reaches the point `name`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,11 @@ pub fn point(name: &str) {
     let count = hits.entry(name.to_string()).or_insert(0);
     *count += 1;
     if *count == *n {
-        eprintln!("flowlens: failpoint {name}:{n} reached, aborting");
+        eprintln!("flowlens: failpoint {name}:{n} reached, killing the process");
+        // SIGKILL from outside the process, as an OOM killer or `docker kill` would.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
         std::process::abort();
     }
 }

@@ -2200,7 +2200,7 @@ fn convert_to_s3_and_query_it_there() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The scheduled task: crash anywhere, run again, and nothing is lost or duplicated.
+// The scheduled task: killed (SIGKILL) anywhere, run again, nothing lost or duplicated.
 
 fn read_table_sum(path: &Path) -> (usize, f64) {
     use arrow::array::AsArray;
