@@ -1,16 +1,11 @@
 //! A stored baseline: the per-interface tables `flowlens baseline` learns, as Parquet files
 //! in a folder, with a small JSON file saying what period they cover.
 
-use std::fs::File;
 use std::path::Path;
 
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use super::tables::Table;
+use super::tables::{Table, from_parquet, to_parquet};
 use crate::error::{Error, Result};
 
 /// The tables a baseline consists of.
@@ -41,20 +36,8 @@ impl Baseline {
         for (name, table) in BASELINE_TABLES.iter().zip(&self.tables) {
             let path = dir.join(format!("{name}.parquet"));
             let at = path.display().to_string();
-            let perr = |source| Error::Parquet {
-                location: at.clone(),
-                source,
-            };
-            let file = File::create(&path).map_err(|e| Error::io(&at, e))?;
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .build();
-            let mut writer =
-                ArrowWriter::try_new(file, table.schema.clone(), Some(props)).map_err(perr)?;
-            for batch in &table.batches {
-                writer.write(batch).map_err(perr)?;
-            }
-            writer.close().map_err(perr)?;
+            let bytes = to_parquet(table, &at)?;
+            std::fs::write(&path, bytes).map_err(|e| Error::io(&at, e))?;
         }
         let meta = serde_json::to_string_pretty(&self.meta)
             .map_err(|e| Error::invalid(&location, e.to_string()))?;
@@ -71,22 +54,8 @@ impl Baseline {
         for name in BASELINE_TABLES {
             let path = dir.join(format!("{name}.parquet"));
             let at = path.display().to_string();
-            let perr = |source| Error::Parquet {
-                location: at.clone(),
-                source,
-            };
-            let file = File::open(&path).map_err(|e| Error::io(&at, e))?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
-            let schema = builder.schema().clone();
-            let batches = builder
-                .build()
-                .map_err(perr)?
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|source| Error::Arrow {
-                    location: at.clone(),
-                    source,
-                })?;
-            tables.push(Table { schema, batches });
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&at, e))?;
+            tables.push(from_parquet(bytes, &at)?);
         }
         Ok(Baseline { meta, tables })
     }
