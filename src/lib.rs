@@ -8,5 +8,6 @@ pub mod output;
 pub mod query;
 pub mod run;
 pub mod source;
+pub mod stable_hash;
 pub mod table;
 pub mod time_range;

@@ -62,10 +62,7 @@ pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
     }
     // A rerun that writes fewer files must not leave the old ones behind (local outputs).
     if !args.out.starts_with("s3://") {
-        let prefix = match args.shard {
-            Some((i, n)) => format!("shard-{i:04}-of-{n:04}-part-"),
-            None => "part-".to_string(),
-        };
+        let prefix = options.file_prefix();
         for path in stale_files(&summary, &prefix) {
             std::fs::remove_file(&path)?;
         }

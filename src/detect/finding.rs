@@ -79,14 +79,8 @@ const TOP_LEVEL: &[&str] = &[
     "summary",
 ];
 
-/// FNV-1a, 64 bits: stable across runs, platforms and versions.
 fn stable_hash(text: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    crate::stable_hash::stable_hash(text).hex()
 }
 
 impl Finding {

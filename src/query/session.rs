@@ -52,12 +52,7 @@ impl FlowsConfig {
 /// The shard (0-based) an object belongs to: a stable hash of its location, so every run
 /// and every machine agrees without coordination.
 pub fn shard_of(location: &str, count: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in location.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash % u64::from(count.max(1))) as u32
+    (crate::stable_hash::stable_hash(location).value() % u64::from(count.max(1))) as u32
 }
 
 /// A session whose `flows` table reads the configured sources.

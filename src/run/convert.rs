@@ -45,6 +45,17 @@ pub struct ConvertSummary {
     pub failed_objects: usize,
 }
 
+impl ConvertOptions {
+    /// What every file name of this conversion starts with.
+    pub fn file_prefix(&self) -> String {
+        match (&self.name_prefix, self.shard) {
+            (Some(prefix), _) => prefix.clone(),
+            (None, Some((i, n))) => format!("shard-{i:04}-of-{n:04}-part-"),
+            (None, None) => "part-".to_string(),
+        }
+    }
+}
+
 /// Where one output file goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Partition {
@@ -255,11 +266,7 @@ pub async fn convert(
         Some(Err(reason)) => return Err(Error::invalid("--out", reason)),
         None => Target::Local(PathBuf::from(&options.out)),
     };
-    let prefix = match (&options.name_prefix, options.shard) {
-        (Some(prefix), _) => prefix.clone(),
-        (None, Some((i, n))) => format!("shard-{i:04}-of-{n:04}-part-"),
-        (None, None) => "part-".to_string(),
-    };
+    let prefix = options.file_prefix();
     let columns: Vec<String> = flows_schema()
         .fields()
         .iter()

@@ -28,6 +28,7 @@ use crate::format::FlowFormat;
 use crate::output::write_text;
 use crate::query::{FlowsConfig, FlowsSession};
 use crate::source::{ObjectLocation, ObjectRef, S3Options, S3Url};
+use crate::stable_hash::StableHash;
 use crate::time_range::TimeRange;
 
 const DAY: i64 = 86_400;
@@ -115,14 +116,12 @@ fn parse<T: for<'de> Deserialize<'de>>(bytes: &[u8], location: &str) -> Result<T
 }
 
 fn stable_id(items: &[String]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for item in items {
-        for byte in item.bytes().chain(std::iter::once(b'\n')) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
+    items
+        .iter()
+        .fold(StableHash::default(), |h, item| {
+            h.update(item.as_bytes()).update(b"\n")
+        })
+        .hex()
 }
 
 fn object_from(p: &PendingObject) -> ObjectRef {
