@@ -2,6 +2,7 @@
 //! Parquet, streams the bytes through decompression into the decoder, and keeps going past
 //! an object that fails (it is named in the scan's stats).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::ops::ControlFlow;
@@ -30,11 +31,16 @@ const CONSECUTIVE_S3_FAILURES: usize = 5;
 #[derive(Clone)]
 pub struct ReadContext {
     pub s3: Option<(Client, Handle)>,
+    /// S3 objects requested ahead of the one being decoded.
+    pub lookahead: usize,
 }
 
 impl ReadContext {
     pub fn local() -> Self {
-        ReadContext { s3: None }
+        ReadContext {
+            s3: None,
+            lookahead: 1,
+        }
     }
 }
 
@@ -53,7 +59,9 @@ pub fn scan_objects(
         stats.rows_out(batch.num_rows() as u64);
         emit(batch)
     };
-    let mut next: Option<PendingGet> = None;
+    // S3 objects ahead of the one being decoded whose bodies are already streaming in.
+    let lookahead = context.lookahead.max(1);
+    let mut ahead: VecDeque<(usize, Option<PendingGet>)> = VecDeque::new();
     let mut s3_failures_in_a_row = 0;
     for (i, object) in objects.iter().enumerate() {
         let location = object.location.to_string();
@@ -64,9 +72,18 @@ pub fn scan_objects(
             ));
         }
         crate::failpoint::point("read");
-        let pending = next.take().or_else(|| prefetch(context, object));
-        // Start the following object's request while this one is decoded.
-        next = objects.get(i + 1).and_then(|o| prefetch(context, o));
+        let pending = match ahead.pop_front() {
+            Some((j, pending)) if j == i => pending,
+            _ => prefetch(context, object),
+        };
+        // Keep the following objects' requests going while this one is decoded.
+        let mut j = ahead.back().map_or(i + 1, |(j, _)| j + 1);
+        while ahead.len() < lookahead
+            && let Some(o) = objects.get(j)
+        {
+            ahead.push_back((j, prefetch(context, o)));
+            j += 1;
+        }
         decoder.start_input(location.clone());
         let outcome = read_object(object, pending, &mut decoder, options, context, &mut send);
         stats.add_bad_lines(&decoder.take_bad_lines());
@@ -161,7 +178,7 @@ fn read_object(
                 );
             }
             let pending = pending.unwrap_or_else(|| start_get(client, handle, url));
-            read_s3_text(handle, pending, url, decoder, emit)
+            read_s3_text(pending, url, decoder, emit)
         }
     }
 }

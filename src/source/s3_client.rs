@@ -17,11 +17,11 @@ use crate::error::Error;
 pub struct S3Options {
     /// `--endpoint-url`; `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` are read by the SDK.
     pub endpoint_url: Option<String>,
-    /// Objects read at once (default 16).
+    /// Objects read at once (default 64).
     pub concurrency: Option<usize>,
 }
 
-pub const DEFAULT_CONCURRENCY: usize = 16;
+pub const DEFAULT_CONCURRENCY: usize = 64;
 
 /// Builds a client. Only called when a source or output is on S3.
 pub async fn s3_client(options: &S3Options) -> Client {
@@ -81,7 +81,7 @@ where
 
 /// The innermost cause of an error ("Connection refused (os error 111)"), without the
 /// layers of wrapping the HTTP stack adds around it.
-fn root_cause(error: &dyn std::error::Error) -> String {
+pub(crate) fn root_cause(error: &dyn std::error::Error) -> String {
     let mut cause = error;
     while let Some(inner) = cause.source() {
         cause = inner;

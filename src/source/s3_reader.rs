@@ -1,18 +1,19 @@
-//! Streaming S3 objects into the decoder: GetObject bodies flow through decompression a
-//! buffer at a time (memory stays bounded whatever the object's size), and the next
-//! object's request is already on its way while one is decoded.
+//! Streaming S3 objects into the decoder. Each object's GetObject runs as a task that pulls
+//! the body into buffers of about `BUFFER` bytes and hands them over a bounded channel, so
+//! several objects stream at once while one is decoded, memory stays bounded whatever the
+//! object's size (at most `BUFFERS_AHEAD` buffers wait per object), and the decoding thread
+//! crosses into the runtime once per buffer rather than once per network read.
 
-use std::io::BufReader;
+use std::io::{BufRead, Read};
 use std::ops::ControlFlow;
 
 use arrow::array::RecordBatch;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::types::ServerSideEncryption;
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
-use tokio_util::io::SyncIoBridge;
+use tokio::sync::mpsc;
 
 use super::object_reader::read_text;
 use super::s3_client::{access_denied_message, s3_error};
@@ -20,28 +21,71 @@ use super::s3_url::S3Url;
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
 
-/// A GetObject whose response (headers; the body streams later) is on its way.
-pub(crate) type PendingGet = JoinHandle<Result<GetObjectOutput>>;
+/// Body bytes gathered before they are handed to the decoding thread.
+const BUFFER: usize = 256 * 1024;
+/// Buffers that may wait, per object, for the decoder.
+const BUFFERS_AHEAD: usize = 4;
+
+/// An object whose request is on its way and whose body is arriving in buffers.
+pub(crate) struct PendingGet {
+    rx: mpsc::Receiver<Result<Bytes>>,
+}
 
 pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> PendingGet {
+    let (tx, rx) = mpsc::channel(BUFFERS_AHEAD);
     let client = client.clone();
     let url = url.clone();
     handle.spawn(async move {
-        match client
+        let output = match client
             .get_object()
             .bucket(&url.bucket)
             .key(&url.key)
             .send()
             .await
         {
-            Ok(output) => Ok(output),
+            Ok(output) => output,
             Err(SdkError::ServiceError(e)) if e.err().code() == Some("AccessDenied") => {
                 let text = e.err().message().unwrap_or("").to_string();
-                Err(denied(&client, &url, &text).await)
+                let _ = tx.send(Err(denied(&client, &url, &text).await)).await;
+                return;
             }
-            Err(e) => Err(s3_error(url.to_string(), &e)),
+            Err(e) => {
+                let _ = tx.send(Err(s3_error(url.to_string(), &e))).await;
+                return;
+            }
+        };
+        let mut body = output.body;
+        let mut buffer = BytesMut::new();
+        loop {
+            match body.next().await {
+                Some(Ok(piece)) => {
+                    buffer.extend_from_slice(&piece);
+                    if buffer.len() >= BUFFER && tx.send(Ok(buffer.split().freeze())).await.is_err()
+                    {
+                        // The reader is gone (the scan stopped): stop downloading.
+                        return;
+                    }
+                }
+                Some(Err(e)) => {
+                    let _ = tx
+                        .send(Err(Error::S3 {
+                            location: url.to_string(),
+                            message: format!(
+                                "the body broke off: {}",
+                                super::s3_client::root_cause(&e)
+                            ),
+                        }))
+                        .await;
+                    return;
+                }
+                None => break,
+            }
         }
-    })
+        if !buffer.is_empty() {
+            let _ = tx.send(Ok(buffer.freeze())).await;
+        }
+    });
+    PendingGet { rx }
 }
 
 /// Access was denied: ask (HEAD needs no decryption) whether the object is SSE-KMS
@@ -68,24 +112,67 @@ async fn denied(client: &Client, url: &S3Url, text: &str) -> Error {
     }
 }
 
-/// Waits for a pending GetObject and decodes its body as flow log text.
+/// Decodes a pending object's body as flow log text, as its buffers arrive.
 pub(crate) fn read_s3_text(
-    handle: &Handle,
     pending: PendingGet,
     url: &S3Url,
     decoder: &mut Decoder,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
     let location = url.to_string();
-    let output = handle.block_on(pending).map_err(|e| Error::S3 {
-        location: location.clone(),
-        message: format!("request task failed: {e}"),
-    })??;
-    let body = SyncIoBridge::new_with_handle(output.body.into_async_read(), handle.clone());
-    read_text(
-        BufReader::with_capacity(256 * 1024, body),
-        &location,
-        decoder,
-        emit,
-    )
+    let mut body = BodyReader {
+        rx: pending.rx,
+        current: Bytes::new(),
+        failed: None,
+    };
+    // A request that failed outright fails the object with the S3 error itself.
+    match body.rx.blocking_recv() {
+        Some(Ok(first)) => body.current = first,
+        Some(Err(error)) => return Err(error),
+        None => {}
+    }
+    let outcome = read_text(&mut body, &location, decoder, emit);
+    match body.failed.take() {
+        Some(error) => Err(error),
+        None => outcome,
+    }
+}
+
+/// The buffers of one object's body as a `Read` (for gzip and the decoder). A broken-off
+/// body is kept as its S3 error, and reads as an I/O error meanwhile.
+struct BodyReader {
+    rx: mpsc::Receiver<Result<Bytes>>,
+    current: Bytes,
+    failed: Option<Error>,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = out.len().min(available.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for BodyReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(next)) => self.current = next,
+                Some(Err(error)) => {
+                    let text = error.to_string();
+                    self.failed = Some(error);
+                    return Err(std::io::Error::other(text));
+                }
+                None => break,
+            }
+        }
+        Ok(&self.current)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.current.advance(n);
+    }
 }

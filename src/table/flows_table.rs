@@ -23,7 +23,7 @@ use crate::decode::DecoderOptions;
 use crate::format::flows_schema;
 use aws_sdk_s3::Client;
 
-use crate::source::{ObjectLocation, ObjectRef, ReadContext, ScanStats, scan_objects};
+use crate::source::{ObjectRef, ReadContext, ScanStats, scan_objects};
 use crate::time_range::TimeRange;
 
 /// Batches in flight per partition: bounds memory whatever the archive's size.
@@ -142,16 +142,9 @@ impl TableProvider for FlowsTable {
             ..self.options.clone()
         };
         // Decoding is CPU-bound: one partition per core. Reading S3 waits on the network:
-        // more partitions keep more objects in flight.
-        let on_s3 = objects
-            .iter()
-            .any(|o| matches!(o.location, ObjectLocation::S3(_)));
-        let cores = state.config().target_partitions();
-        let partitions = if on_s3 {
-            cores.max(self.s3_concurrency)
-        } else {
-            cores
-        };
+        // each partition keeps its share of the S3 concurrency in flight ahead of it.
+        let partitions = state.config().target_partitions().max(1);
+        let lookahead = self.s3_concurrency.div_ceil(partitions);
         let groups = partition_objects(objects, partitions);
         let partitions: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()
@@ -162,6 +155,7 @@ impl TableProvider for FlowsTable {
                     options: options.clone(),
                     stats: self.stats.clone(),
                     s3: self.s3.clone(),
+                    lookahead,
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
@@ -204,6 +198,7 @@ struct FlowsPartition {
     options: DecoderOptions,
     stats: Arc<ScanStats>,
     s3: Option<Client>,
+    lookahead: usize,
 }
 
 impl fmt::Debug for FlowsPartition {
@@ -232,6 +227,7 @@ impl PartitionStream for FlowsPartition {
                 .s3
                 .clone()
                 .zip(tokio::runtime::Handle::try_current().ok()),
+            lookahead: self.lookahead,
         };
         // Decoding is CPU work: it runs on the blocking pool and hands batches over a
         // bounded channel, so a slow consumer holds back the reader instead of piling up.
