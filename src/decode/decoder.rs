@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, RecordBatchOptions};
 use arrow::datatypes::SchemaRef;
-use memchr::{memchr, memrchr};
+use memchr::{memchr, memchr_iter, memrchr};
 
 use super::bad_lines::{BadLineReason, BadLineSample, BadLines};
 use super::columns::ColumnBuilder;
 use super::number::{normalise_unix_time, parse_number};
+use super::words::{parse_digits, space_mask};
 use crate::error::{Error, Result};
 use crate::format::{FIELDS, FieldKind, FlowFormat, FormatProblem, flows_schema, is_header_line};
 use crate::time_range::TimeRange;
@@ -62,6 +63,18 @@ impl std::fmt::Display for UnknownField {
             self.location, self.line, self.field
         )
     }
+}
+
+/// What the fields of the line being decoded have shown so far.
+#[derive(Default)]
+struct LineState {
+    fields: usize,
+    /// Whether rows are filtered by time (`--since` / `--until`).
+    filter: bool,
+    /// The first field (position, offset) that is not a number where one belongs.
+    bad_number: Option<(usize, usize)>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
 }
 
 /// Where each field of the current format goes.
@@ -211,12 +224,16 @@ impl Decoder {
         let region = &rest[..complete];
         self.utf8_valid_end = 0;
         let mut pos = 0;
-        while pos < region.len() && !self.is_full() {
-            let len = memchr(b'\n', &region[pos..]).unwrap_or(region.len() - pos);
-            let utf8_ok = self.region_utf8_ok(region, pos, pos + len);
+        // One search over the region rather than a call per line (the region ends with a
+        // newline, so every line in it has one).
+        for nl in memchr_iter(b'\n', region) {
+            if self.is_full() {
+                break;
+            }
+            let utf8_ok = self.region_utf8_ok(region, pos, nl);
             self.line += 1;
-            self.decode_line(&region[pos..pos + len], utf8_ok)?;
-            pos += len + 1;
+            self.decode_line(region, pos, nl, utf8_ok)?;
+            pos = nl + 1;
         }
         consumed += pos;
         if pos >= region.len() && !self.is_full() {
@@ -292,7 +309,7 @@ impl Decoder {
         }
         let line = std::mem::take(&mut self.carry);
         let utf8_ok = std::str::from_utf8(&line).is_ok();
-        let result = self.decode_line(&line, utf8_ok);
+        let result = self.decode_line(&line, 0, line.len(), utf8_ok);
         // Hand the allocation back for the next partial line.
         self.carry = line;
         self.carry.clear();
@@ -300,10 +317,14 @@ impl Decoder {
     }
 
     /// Whether `region[start..end]` is valid UTF-8, validating a block of lines at a time.
+    #[inline(always)]
     fn region_utf8_ok(&mut self, region: &[u8], start: usize, end: usize) -> bool {
-        if end <= self.utf8_valid_end {
-            return true;
-        }
+        end <= self.utf8_valid_end || self.validate_block(region, start, end)
+    }
+
+    /// Validates the block of lines that starts with `region[start..end]`.
+    #[inline(never)]
+    fn validate_block(&mut self, region: &[u8], start: usize, end: usize) -> bool {
         let limit = (start + UTF8_BLOCK).min(region.len());
         let block_end = if limit == region.len() {
             region.len()
@@ -353,10 +374,23 @@ impl Decoder {
         Ok(())
     }
 
-    /// Decodes one line in a single pass: fields are parsed and appended as the spaces are
-    /// found; a line that turns out bad (field count, a number, its time) is taken back.
-    fn decode_line(&mut self, line: &[u8], utf8_ok: bool) -> Result<()> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+    /// Decodes the line `region[start..end]`. Field ends come from a bitmask of the line's
+    /// spaces, 64 bytes at a time, and numbers are parsed 8 digits at a time; both read
+    /// the bytes around a field in `region`, which is why the line comes with its region.
+    /// A line that turns out bad (field count, a number, its time) is taken back.
+    fn decode_line(
+        &mut self,
+        region: &[u8],
+        start: usize,
+        end: usize,
+        utf8_ok: bool,
+    ) -> Result<()> {
+        let end = if end > start && region[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        let line = &region[start..end];
         if line.len() > self.options.max_line_len {
             let max = self.options.max_line_len;
             return self.bad_line(BadLineReason::TooLong, || {
@@ -374,106 +408,38 @@ impl Decoder {
         if (line[first].is_ascii_lowercase() || line[first] == b'$') && is_header_line(line) {
             return self.header_line(line);
         }
-        let field_count = self.layout.field_count;
-        let filter = !self.options.time_range.is_all();
-        let (mut start_time, mut end_time) = (None, None);
-        let mut fields = 0;
-        let mut bad_number: Option<(usize, usize)> = None;
-        // One pass over the bytes: each field is found by the loop that parses or copies it,
-        // so every byte is looked at once (a search per field costs more on ~7-byte fields).
-        let n = line.len();
-        let mut i = first;
-        while i < n {
-            if line[i] == b' ' {
-                i += 1; // a run of spaces is one separator
-                continue;
+        let mut state = LineState {
+            filter: !self.options.time_range.is_all(),
+            ..LineState::default()
+        };
+        let mut field_start = start + first;
+        let mut block = field_start;
+        while block < end {
+            let block_end = (block + 64).min(end);
+            let mut spaces = space_mask(region, block, block_end - block);
+            while spaces != 0 {
+                let at = block + spaces.trailing_zeros() as usize;
+                spaces &= spaces - 1;
+                // A run of spaces is one separator.
+                if at > field_start {
+                    self.field(region, field_start, at, &mut state);
+                }
+                field_start = at + 1;
             }
-            let from = i;
-            let pos = fields;
-            fields += 1;
-            let slot = if pos < field_count && bad_number.is_none() {
-                self.layout.slots[pos]
-            } else {
-                None
-            };
-            match slot.map(|col| (col, &mut self.columns[col])) {
-                Some((_, ColumnBuilder::Utf8(b))) => {
-                    while i < n && line[i] != b' ' {
-                        i += 1;
-                    }
-                    let field = &line[from..i];
-                    if field == b"-" {
-                        b.append_null();
-                    } else {
-                        b.append_bytes(field);
-                    }
-                }
-                Some((col, column)) => {
-                    let mut value: u64 = 0;
-                    let mut digits_ok = true;
-                    while i < n && line[i] != b' ' {
-                        let digit = line[i].wrapping_sub(b'0');
-                        digits_ok &= digit <= 9;
-                        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
-                        i += 1;
-                    }
-                    let field = &line[from..i];
-                    let parsed = if digits_ok && !field.is_empty() && field.len() <= 18 {
-                        Ok(Some(value as i64))
-                    } else {
-                        parse_number(field)
-                    };
-                    let ok = match (column, parsed) {
-                        (ColumnBuilder::Int32(b), Ok(Some(v))) if v <= i64::from(i32::MAX) => {
-                            b.append(v as i32);
-                            true
-                        }
-                        (ColumnBuilder::Int64(b), Ok(Some(v))) => {
-                            let v = if self.kinds[col] == FieldKind::UnixTime {
-                                normalise_unix_time(v)
-                            } else {
-                                v
-                            };
-                            b.append(v);
-                            true
-                        }
-                        (column, Ok(None)) => {
-                            column.append_null();
-                            true
-                        }
-                        _ => false,
-                    };
-                    if !ok {
-                        bad_number = Some((pos, from));
-                    }
-                }
-                None => {
-                    while i < n && line[i] != b' ' {
-                        i += 1;
-                    }
-                }
-            }
-            if filter && (Some(pos) == self.layout.start_pos || Some(pos) == self.layout.end_pos) {
-                match parse_number(&line[from..i]) {
-                    Ok(v) => {
-                        let v = v.map(normalise_unix_time);
-                        if Some(pos) == self.layout.start_pos {
-                            start_time = v;
-                        } else {
-                            end_time = v;
-                        }
-                    }
-                    Err(()) => bad_number = bad_number.or(Some((pos, from))),
-                }
-            }
+            block = block_end;
         }
-        if fields != field_count {
+        if end > field_start {
+            self.field(region, field_start, end, &mut state);
+        }
+        let field_count = self.layout.field_count;
+        if state.fields != field_count {
             self.take_back();
             let header = &self.layout.header;
-            let detail = format!("expected {field_count} fields ({header}), found {fields}");
+            let found = state.fields;
+            let detail = format!("expected {field_count} fields ({header}), found {found}");
             return self.bad_line(BadLineReason::FieldCount, || detail);
         }
-        if let Some((pos, at)) = bad_number {
+        if let Some((pos, at)) = state.bad_number {
             self.take_back();
             let name = self
                 .layout
@@ -481,17 +447,17 @@ impl Decoder {
                 .get(pos)
                 .cloned()
                 .unwrap_or_else(|| pos.to_string());
-            let rest = &line[at..];
+            let rest = &region[at..end];
             let text = snippet(&rest[..memchr(b' ', rest).unwrap_or(rest.len())]);
             return self.bad_line(BadLineReason::BadNumber, || {
                 format!("{name}: `{text}` is not a number")
             });
         }
-        if filter
+        if state.filter
             && !self
                 .options
                 .time_range
-                .contains_record(start_time, end_time)
+                .contains_record(state.start_time, state.end_time)
         {
             self.take_back();
             return Ok(());
@@ -501,6 +467,69 @@ impl Decoder {
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// Parses the field `region[from..to]`, the next of the line, into its column.
+    #[inline(always)]
+    fn field(&mut self, region: &[u8], from: usize, to: usize, state: &mut LineState) {
+        let pos = state.fields;
+        state.fields += 1;
+        let slot = if pos < self.layout.field_count && state.bad_number.is_none() {
+            self.layout.slots[pos]
+        } else {
+            None
+        };
+        if let Some(col) = slot {
+            let unix_time = self.kinds[col] == FieldKind::UnixTime;
+            let ok = match &mut self.columns[col] {
+                ColumnBuilder::Utf8(b) => {
+                    if &region[from..to] == b"-" {
+                        b.append_null();
+                    } else {
+                        b.append_field(region, from, to);
+                    }
+                    true
+                }
+                column => {
+                    let parsed = match parse_digits(region, from, to) {
+                        Some(v) => Ok(Some(v as i64)),
+                        None => parse_number(&region[from..to]),
+                    };
+                    match (column, parsed) {
+                        (ColumnBuilder::Int32(b), Ok(Some(v))) if v <= i64::from(i32::MAX) => {
+                            b.append(v as i32);
+                            true
+                        }
+                        (ColumnBuilder::Int64(b), Ok(Some(v))) => {
+                            b.append(if unix_time { normalise_unix_time(v) } else { v });
+                            true
+                        }
+                        (column, Ok(None)) => {
+                            column.append_null();
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+            };
+            if !ok {
+                state.bad_number = Some((pos, from));
+            }
+        }
+        if state.filter && (Some(pos) == self.layout.start_pos || Some(pos) == self.layout.end_pos)
+        {
+            match parse_number(&region[from..to]) {
+                Ok(v) => {
+                    let v = v.map(normalise_unix_time);
+                    if Some(pos) == self.layout.start_pos {
+                        state.start_time = v;
+                    } else {
+                        state.end_time = v;
+                    }
+                }
+                Err(()) => state.bad_number = state.bad_number.or(Some((pos, from))),
+            }
+        }
     }
 
     /// Removes whatever the current line appended.

@@ -5,6 +5,7 @@ mod bad_lines;
 mod columns;
 mod decoder;
 mod number;
+mod words;
 
 pub use bad_lines::{BadLineReason, BadLineSample, BadLines};
 pub use decoder::{Decoder, DecoderOptions, UnknownField};

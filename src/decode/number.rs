@@ -41,10 +41,18 @@ pub(crate) const MILLIS_THRESHOLD: i64 = (1 << 31) * 10;
 #[inline]
 pub(crate) fn normalise_unix_time(value: i64) -> i64 {
     if value > MILLIS_THRESHOLD {
-        value / 1000
+        millis_to_seconds(value)
     } else {
         value
     }
+}
+
+/// Out of line so that the common case is a predicted branch, not a division computed
+/// for every time and thrown away (a conditional move).
+#[cold]
+#[inline(never)]
+fn millis_to_seconds(value: i64) -> i64 {
+    value / 1000
 }
 
 #[cfg(test)]
