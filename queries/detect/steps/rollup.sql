@@ -2,7 +2,7 @@
 -- description: The one pass over the flows that baselines and detectors share: records per interface, hour, address pair and port pair (a client's ephemeral port folded to -1)
 -- param: since int: records ending at or after this Unix second
 -- param: until int: records starting before this Unix second
-SELECT interface_id, max(account_id) AS account_id, max(vpc_id) AS vpc_id, hour,
+SELECT interface_id, account_id, vpc_id, hour,
        srcaddr, dstaddr, sport, dport, protocol, action, log_status, flow_direction,
        count(*) AS records, sum(bytes) AS bytes, sum(packets) AS packets,
        min(start) AS first_start, max("end") AS last_end
@@ -14,4 +14,5 @@ FROM (
   FROM flows
   WHERE "end" >= ${since} AND start < ${until} AND interface_id IS NOT NULL
 ) t
-GROUP BY interface_id, hour, srcaddr, dstaddr, sport, dport, protocol, action, log_status, flow_direction
+-- An interface has one account and one VPC: grouping by them is cheaper than max() over strings
+GROUP BY interface_id, account_id, vpc_id, hour, srcaddr, dstaddr, sport, dport, protocol, action, log_status, flow_direction
