@@ -23,6 +23,8 @@ use crate::error::{Error, Result};
 
 /// Body bytes gathered before they are handed to the decoding thread.
 const BUFFER: usize = 256 * 1024;
+/// Room left in a buffer for the network piece that fills it past `BUFFER`.
+const PIECE: usize = 64 * 1024;
 /// Buffers that may wait, per object, for the decoder.
 const BUFFERS_AHEAD: usize = 4;
 
@@ -54,16 +56,27 @@ pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> Pendin
                 return;
             }
         };
+        // Each buffer is allocated once at its final size (network pieces are a few KB:
+        // growing a buffer piece by piece would copy it over and over).
+        let mut left = output
+            .content_length()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(BUFFER);
+        let room = |left: usize| left.clamp(1, BUFFER + PIECE);
         let mut body = output.body;
-        let mut buffer = BytesMut::new();
+        let mut buffer = BytesMut::with_capacity(room(left));
         loop {
             match body.next().await {
                 Some(Ok(piece)) => {
                     buffer.extend_from_slice(&piece);
-                    if buffer.len() >= BUFFER && tx.send(Ok(buffer.split().freeze())).await.is_err()
-                    {
-                        // The reader is gone (the scan stopped): stop downloading.
-                        return;
+                    if buffer.len() >= BUFFER {
+                        let full = buffer.split().freeze();
+                        left = left.saturating_sub(full.len());
+                        buffer.reserve(room(left));
+                        if tx.send(Ok(full)).await.is_err() {
+                            // The reader is gone (the scan stopped): stop downloading.
+                            return;
+                        }
                     }
                 }
                 Some(Err(e)) => {
