@@ -13,7 +13,8 @@ fn init_logging(verbose: u8, quiet: bool) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "flowlens=info,warn",
-        (false, _) => "flowlens=debug,info",
+        (false, 2) => "flowlens=debug,info",
+        (false, _) => "flowlens=trace,info",
     };
     let filter =
         EnvFilter::try_from_env("FLOWLENS_LOG").unwrap_or_else(|_| EnvFilter::new(default));

@@ -18,7 +18,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// More logging on stderr (-v info, -vv debug). FLOWLENS_LOG_FORMAT=json for JSON lines.
+    /// More logging on stderr (-v info, -vv debug with each detect step's time, -vvv also
+    /// each detect step's plan with row counts and times). FLOWLENS_LOG_FORMAT=json for JSON
+    /// lines.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

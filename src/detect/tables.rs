@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
@@ -27,10 +28,18 @@ pub(crate) async fn run(ctx: &SessionContext, step: &str, sql: &str) -> Result<T
     let location = format!("detect step {step}");
     let frame = ctx.sql(sql).await.map_err(|e| Error::query(&location, e))?;
     let schema = frame.schema().inner().clone();
-    let batches = frame
-        .collect()
+    let plan = frame
+        .create_physical_plan()
         .await
         .map_err(|e| Error::query(&location, e))?;
+    let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+        .await
+        .map_err(|e| Error::query(&location, e))?;
+    // -vvv: where a step's time went, for whoever tunes a detector's SQL.
+    if tracing::enabled!(tracing::Level::TRACE) {
+        let shown = DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true);
+        tracing::trace!("{step}: plan with metrics\n{shown}");
+    }
     let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
     Ok(Table { schema, batches })
 }
