@@ -7,7 +7,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, BooleanBufferBuilder, PrimitiveArray, StringArray};
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{ArrowPrimitiveType, Int32Type, Int64Type};
-use arrow::error::ArrowError;
 
 use crate::format::FieldKind;
 
@@ -46,12 +45,12 @@ impl ColumnBuilder {
         }
     }
 
-    pub(crate) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        Ok(match self {
+    pub(crate) fn finish(&mut self) -> ArrayRef {
+        match self {
             ColumnBuilder::Int32(b) => Arc::new(b.finish()),
             ColumnBuilder::Int64(b) => Arc::new(b.finish()),
-            ColumnBuilder::Utf8(b) => Arc::new(b.finish()?),
-        })
+            ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
+        }
     }
 }
 
@@ -184,7 +183,7 @@ impl Utf8Column {
         }
     }
 
-    fn finish(&mut self) -> Result<StringArray, ArrowError> {
+    fn finish(&mut self) -> StringArray {
         let rows = self.offsets.len() - 1;
         let offsets = std::mem::replace(&mut self.offsets, Vec::with_capacity(rows + 1));
         self.offsets.push(0);
@@ -199,6 +198,6 @@ impl Utf8Column {
         // ASCII spaces (so each field is UTF-8 on its own), and the offsets are the running
         // ends of those appends: increasing and within `values`. Checking again here cost
         // ~4% of decoding.
-        Ok(unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(values), nulls) })
+        unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(values), nulls) }
     }
 }

@@ -256,12 +256,7 @@ impl Decoder {
         if self.rows == 0 {
             return Ok(None);
         }
-        let arrays = self
-            .columns
-            .iter_mut()
-            .map(|c| c.finish())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|source| self.arrow_error(source))?;
+        let arrays = self.columns.iter_mut().map(|c| c.finish()).collect();
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
             .map_err(|source| self.arrow_error(source))?;

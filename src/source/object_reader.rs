@@ -61,7 +61,8 @@ pub fn scan_objects(
     };
     // S3 objects ahead of the one being decoded whose bodies are already streaming in.
     let lookahead = context.lookahead.max(1);
-    let mut ahead: VecDeque<(usize, Option<PendingGet>)> = VecDeque::new();
+    // The front is always the next object's.
+    let mut ahead: VecDeque<Option<PendingGet>> = VecDeque::new();
     let mut s3_failures_in_a_row = 0;
     for (i, object) in objects.iter().enumerate() {
         let location = object.location.to_string();
@@ -72,17 +73,14 @@ pub fn scan_objects(
             ));
         }
         crate::failpoint::point("read");
-        let pending = match ahead.pop_front() {
-            Some((j, pending)) if j == i => pending,
-            _ => prefetch(context, object),
-        };
+        let pending = ahead
+            .pop_front()
+            .unwrap_or_else(|| prefetch(context, object));
         // Keep the following objects' requests going while this one is decoded.
-        let mut j = ahead.back().map_or(i + 1, |(j, _)| j + 1);
         while ahead.len() < lookahead
-            && let Some(o) = objects.get(j)
+            && let Some(o) = objects.get(i + 1 + ahead.len())
         {
-            ahead.push_back((j, prefetch(context, o)));
-            j += 1;
+            ahead.push_back(prefetch(context, o));
         }
         decoder.start_input(location.clone());
         let outcome = read_object(object, pending, &mut decoder, options, context, &mut send);

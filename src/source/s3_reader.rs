@@ -138,13 +138,8 @@ pub(crate) fn read_s3_text(
         current: Bytes::new(),
         failed: None,
     };
-    // A request that failed outright fails the object with the S3 error itself.
-    match body.rx.blocking_recv() {
-        Some(Ok(first)) => body.current = first,
-        Some(Err(error)) => return Err(error),
-        None => {}
-    }
     let outcome = read_text(&mut body, &location, decoder, emit);
+    // A failed request or a broken-off body fails the object with its S3 error itself.
     match body.failed.take() {
         Some(error) => Err(error),
         None => outcome,
