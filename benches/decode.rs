@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use flowlens::decode::{Decoder, DecoderOptions};
-use flowlens::format::{FlowFormat, column_index};
-use flowlens::generate::{GenerateOptions, KeyLayout, generate};
+use flowlens::{Decoder, DecoderOptions};
+use flowlens::{FlowFormat, column_index};
+use flowlens::{GenerateOptions, KeyLayout, generate};
 
 /// About this many bytes of text per benchmark input.
 const TARGET_BYTES: usize = 32 << 20;

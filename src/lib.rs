@@ -1,13 +1,37 @@
-pub mod decode;
-pub mod detect;
-pub mod error;
-pub mod failpoint;
-pub mod format;
-pub mod generate;
-pub mod output;
-pub mod query;
-pub mod run;
-pub mod source;
-pub mod stable_hash;
-pub mod table;
-pub mod time_range;
+//! flowlens: SQL, per-interface baselines and findings over AWS VPC flow logs.
+//!
+//! The layers follow the data (DESIGN.md): `source` lists and reads objects, `decode` turns
+//! their text into Arrow batches (`format` knows the fields), `table` serves those batches to
+//! DataFusion as `flows`, and `query`, `detect` and `run` are the jobs built on it. The
+//! modules are private; what the binary, the tests and the benches use is re-exported here.
+
+mod decode;
+mod detect;
+mod error;
+mod failpoint;
+mod format;
+mod generate;
+mod output;
+mod query;
+mod run;
+mod source;
+mod stable_hash;
+mod table;
+mod time_range;
+
+pub use decode::{Decoder, DecoderOptions};
+pub use detect::{
+    Baseline, DAY, DetectCatalog, DetectOptions, Finding, Severity, any_at_or_above, detect,
+    evaluate, learn_baseline, listing_range, read_labels,
+};
+pub use error::{Error, Result};
+pub use failpoint::request_stop;
+pub use format::{FIELDS, FlowFormat, column_index, flows_schema};
+pub use generate::{GenerateOptions, KeyLayout, generate};
+pub use output::{OutputFormat, OutputOptions, write_batches, write_stream, write_text};
+pub use query::{FUNCTION_DOCS, FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin, is_private};
+pub use run::{
+    ConvertOptions, ConvertSummary, RunConfig, athena_ddl, convert, run_once, stale_files,
+};
+pub use source::{DEFAULT_CONCURRENCY, S3Options};
+pub use time_range::{TimeRange, format_time, parse_time};

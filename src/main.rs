@@ -36,7 +36,7 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
         let io = cause
             .downcast_ref::<std::io::Error>()
             .or(match cause.downcast_ref() {
-                Some(flowlens::error::Error::Io { source, .. }) => Some(source),
+                Some(flowlens::Error::Io { source, .. }) => Some(source),
                 _ => None,
             });
         io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)

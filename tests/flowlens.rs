@@ -758,8 +758,7 @@ mod oracle {
     }
 
     pub fn private(addr: Option<&str>) -> Option<bool> {
-        addr.and_then(|a| a.parse().ok())
-            .map(flowlens::query::is_private)
+        addr.and_then(|a| a.parse().ok()).map(flowlens::is_private)
     }
 }
 

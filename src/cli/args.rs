@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use flowlens::generate::KeyLayout;
-use flowlens::output::OutputFormat;
+use flowlens::KeyLayout;
+use flowlens::OutputFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -95,7 +95,7 @@ pub struct SourceArgs {
     pub endpoint_url: Option<String>,
 
     /// S3 objects read at once.
-    #[arg(long, value_name = "N", default_value_t = flowlens::source::DEFAULT_CONCURRENCY)]
+    #[arg(long, value_name = "N", default_value_t = flowlens::DEFAULT_CONCURRENCY)]
     pub s3_concurrency: usize,
 }
 
@@ -264,7 +264,7 @@ pub struct DetectArgs {
 
     /// Exit with code 4 when a finding at or above this severity exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on: Option<flowlens::detect::Severity>,
+    pub fail_on: Option<flowlens::Severity>,
 
     /// List every detector threshold with its value and meaning, and exit.
     #[arg(long)]

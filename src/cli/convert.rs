@@ -9,8 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::ConvertArgs;
 use super::{flows_config, open_session, report, usage};
-use flowlens::run::{ConvertOptions, athena_ddl, convert, stale_files};
-use flowlens::source::S3Options;
+use flowlens::S3Options;
+use flowlens::{ConvertOptions, athena_ddl, convert, stale_files};
 
 pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
     if args.athena_ddl {
@@ -37,7 +37,7 @@ pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
         );
         bar
     });
-    let progress = |s: &flowlens::run::ConvertSummary| {
+    let progress = |s: &flowlens::ConvertSummary| {
         if let Some(bar) = &bar {
             bar.set_position(s.bytes_in);
             bar.set_message(format!(

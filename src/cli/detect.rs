@@ -8,13 +8,13 @@ use anyhow::Result;
 
 use super::args::{BaselineArgs, DetectArgs, EvaluateArgs, FindingsFormat, ThresholdArgs};
 use super::{EXIT_PARTIAL, flows_config, open_session, report, usage};
-use flowlens::detect::{
+use flowlens::S3Options;
+use flowlens::format_time;
+use flowlens::write_text;
+use flowlens::{
     Baseline, DetectCatalog, DetectOptions, Finding, any_at_or_above, detect, evaluate,
     learn_baseline, listing_range, read_labels,
 };
-use flowlens::output::write_text;
-use flowlens::source::S3Options;
-use flowlens::time_range::format_time;
 
 /// Exit code when findings at or above `--fail-on` exist (DESIGN.md).
 const EXIT_FINDINGS: u8 = 4;
@@ -60,8 +60,8 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
     let mut config = flows_config(&args.source)?;
     let window = match (config.time_range.since, config.time_range.until) {
         (Some(since), Some(until)) => Some((since, until)),
-        (Some(since), None) => Some((since, since + flowlens::detect::DAY)),
-        (None, Some(until)) => Some((until - flowlens::detect::DAY, until)),
+        (Some(since), None) => Some((since, since + flowlens::DAY)),
+        (None, Some(until)) => Some((until - flowlens::DAY, until)),
         (None, None) => None,
     };
     let baseline = match &args.baseline {

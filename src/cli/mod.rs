@@ -25,12 +25,12 @@ use chrono::Utc;
 
 pub use args::Cli;
 use args::{Command, GenerateArgs, OutputArgs, QueryArgs, SchemaArgs, SourceArgs, SqlArgs};
-use flowlens::format::{FIELDS, FlowFormat, flows_schema};
-use flowlens::generate::{GenerateOptions, generate};
-use flowlens::output::{OutputOptions, write_batches, write_stream};
-use flowlens::query::{FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin};
-use flowlens::source::S3Options;
-use flowlens::time_range::{TimeRange, parse_time};
+use flowlens::S3Options;
+use flowlens::{FIELDS, FlowFormat, flows_schema};
+use flowlens::{FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin};
+use flowlens::{GenerateOptions, generate};
+use flowlens::{OutputOptions, write_batches, write_stream};
+use flowlens::{TimeRange, parse_time};
 
 /// Exit code for a run where some objects could not be read (DESIGN.md).
 pub const EXIT_PARTIAL: u8 = 3;
@@ -116,10 +116,8 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
 /// (denied, no such bucket) are errors.
 async fn open_session(config: &FlowsConfig) -> Result<FlowsSession> {
     FlowsSession::open(config).await.map_err(|e| match e {
-        flowlens::error::Error::Invalid { .. } => usage(e),
-        flowlens::error::Error::Io { ref location, .. } if location.starts_with("--source") => {
-            usage(e)
-        }
+        flowlens::Error::Invalid { .. } => usage(e),
+        flowlens::Error::Io { ref location, .. } if location.starts_with("--source") => usage(e),
         other => other.into(),
     })
 }
@@ -256,7 +254,7 @@ fn generate_archive(args: GenerateArgs, quiet: bool) -> Result<ExitCode> {
     };
     let started = Instant::now();
     let summary = generate(&options).map_err(|e| match e {
-        flowlens::error::Error::Invalid { .. } => usage(e),
+        flowlens::Error::Invalid { .. } => usage(e),
         other => other.into(),
     })?;
     if !quiet {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use flowlens::query::FlowsSession;
+use flowlens::FlowsSession;
 
 use super::EXIT_PARTIAL;
 

@@ -8,10 +8,10 @@ use serde::Deserialize;
 
 use super::args::RunArgs;
 use super::usage;
-use flowlens::detect::DetectCatalog;
-use flowlens::format::FlowFormat;
-use flowlens::run::{RunConfig, run_once};
-use flowlens::source::S3Options;
+use flowlens::DetectCatalog;
+use flowlens::FlowFormat;
+use flowlens::S3Options;
+use flowlens::{RunConfig, run_once};
 
 /// The settings, as the file writes them; each also FLOWLENS_<UPPER_NAME>.
 #[derive(Debug, Default, Deserialize)]
@@ -137,7 +137,7 @@ pub async fn run(args: RunArgs, _quiet: bool) -> Result<ExitCode> {
         tokio::spawn(async move {
             if term.recv().await.is_some() {
                 tracing::warn!("SIGTERM: stopping before the next object");
-                flowlens::failpoint::request_stop();
+                flowlens::request_stop();
             }
         });
     }

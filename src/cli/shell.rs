@@ -7,8 +7,8 @@ use anyhow::Result;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use flowlens::output::{OutputOptions, write_stream};
-use flowlens::query::{FUNCTION_DOCS, FlowsSession};
+use flowlens::{FUNCTION_DOCS, FlowsSession};
+use flowlens::{OutputOptions, write_stream};
 
 const HELP: &str = "\
 Type SQL over the `flows` table and end it with `;` (it may span lines).

@@ -7,5 +7,5 @@ mod decoder;
 mod number;
 mod words;
 
-pub use bad_lines::{BadLineReason, BadLineSample, BadLines};
+pub use bad_lines::{BadLineReason, BadLines};
 pub use decoder::{Decoder, DecoderOptions, UnknownField};

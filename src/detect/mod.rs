@@ -9,9 +9,9 @@ mod finding;
 mod pipeline;
 mod tables;
 
-pub use baseline::{BASELINE_TABLES, Baseline, BaselineMeta};
+pub use baseline::Baseline;
 pub use catalog::DetectCatalog;
-pub use evaluate::{Evaluation, KindScore, Label, evaluate, read_labels};
+pub use evaluate::{evaluate, read_labels};
 pub use finding::{Finding, Severity};
 pub use pipeline::{DAY, DetectReport, Pipeline, any_at_or_above, default_window};
 pub use tables::{Table, from_parquet, to_parquet};

@@ -4,7 +4,5 @@
 mod catalog;
 mod flow_format;
 
-pub use catalog::{
-    DEFAULT_FIELD_COUNT, FIELDS, FieldDef, FieldKind, column_index, field_index, flows_schema,
-};
+pub use catalog::{FIELDS, FieldKind, column_index, flows_schema};
 pub use flow_format::{FlowFormat, FormatProblem, is_header_line};

@@ -36,18 +36,6 @@ const ROLES: [Role; 7] = [
 ];
 
 impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Web => "web",
-            Role::App => "app",
-            Role::Db => "db",
-            Role::Bastion => "bastion",
-            Role::Batch => "batch",
-            Role::Nat => "nat",
-            Role::Task => "task",
-        }
-    }
-
     /// Which of the three flow logs (formats) covers this role's interfaces.
     fn flow_log(self) -> usize {
         match self {

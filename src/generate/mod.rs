@@ -14,7 +14,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use rayon::prelude::*;
 
-pub use estate::{ACCOUNT, Estate, REGION, Role};
+pub use estate::{ACCOUNT, Estate, REGION};
 use traffic::{Record, TrafficGen, WINDOW, write_line};
 
 use crate::error::{Error, Result};

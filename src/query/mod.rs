@@ -4,6 +4,6 @@ mod functions;
 mod library;
 mod session;
 
-pub use functions::{FUNCTION_DOCS, flowlens_functions, is_private, protocol_name, tcp_flag_names};
-pub use library::{NamedQuery, ParamKind, QueryLibrary, QueryOrigin, QueryParam};
-pub use session::{FlowsConfig, FlowsSession, ListingSummary, shard_of};
+pub use functions::{FUNCTION_DOCS, is_private};
+pub use library::{NamedQuery, QueryLibrary, QueryOrigin};
+pub use session::{FlowsConfig, FlowsSession};

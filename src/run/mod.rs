@@ -5,5 +5,4 @@ mod scheduled;
 mod state_store;
 
 pub use convert::{ConvertOptions, ConvertSummary, athena_ddl, convert, stale_files};
-pub use scheduled::{RunConfig, RunSummary, run_once};
-pub use state_store::StateStore;
+pub use scheduled::{RunConfig, run_once};

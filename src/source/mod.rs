@@ -14,13 +14,12 @@ mod s3_upload;
 mod s3_url;
 mod scan_stats;
 
-pub use key_layout::{KeyInfo, key_info, prefix_info};
-pub use listing::{ListFilter, Listing, list_sources};
-pub use local_listing::{LocalListing, list_local};
+pub use key_layout::key_info;
+pub use listing::{ListFilter, list_sources};
 pub use object::{ObjectLocation, ObjectRef};
 pub use object_reader::{ReadContext, scan_objects};
 pub(crate) use s3_client::s3_error as s3_error_for;
 pub use s3_client::{DEFAULT_CONCURRENCY, S3Options, s3_client};
 pub use s3_upload::upload_file;
 pub use s3_url::S3Url;
-pub use scan_stats::{ObjectFailure, ScanStats};
+pub use scan_stats::ScanStats;

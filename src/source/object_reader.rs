@@ -35,15 +35,6 @@ pub struct ReadContext {
     pub lookahead: usize,
 }
 
-impl ReadContext {
-    pub fn local() -> Self {
-        ReadContext {
-            s3: None,
-            lookahead: 1,
-        }
-    }
-}
-
 /// Reads `objects` in order, handing each batch to `emit` (which can stop the scan).
 /// Bad lines, unknown fields and failed objects land in `stats`; with `options.strict` the
 /// first problem is returned as the error instead.
