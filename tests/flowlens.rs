@@ -2098,6 +2098,30 @@ fn file_digests(dir: &Path) -> Vec<(String, u64, Vec<u8>)> {
 }
 
 #[test]
+fn baseline_without_since_covers_the_data_from_its_first_hour() {
+    let src = sample_logs();
+    let out = tempfile::tempdir().unwrap();
+    let run = flowlens(&[
+        "baseline",
+        "-s",
+        &src,
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("baseline.json")).unwrap())
+            .unwrap();
+    let first = csv_rows(
+        &[&src],
+        &[],
+        "SELECT min(\"end\") / 3600 * 3600 FROM flows WHERE interface_id IS NOT NULL",
+    );
+    assert_eq!(meta["since"].to_string(), first[0], "{meta}");
+    assert!(stderr(&run).contains("from 2026-10-"), "{}", stderr(&run));
+}
+
+#[test]
 fn convert_gives_the_same_answers_deterministic_files_and_shards() {
     let src = sample_logs();
     let out = tempfile::tempdir().unwrap();

@@ -81,7 +81,11 @@ pub async fn learn_baseline(session: &FlowsSession, range: TimeRange) -> Result<
     let catalog = DetectCatalog::builtin()?;
     let pipeline = Pipeline::new(session.context(), &catalog);
     let latest = pipeline.prepare(range).await?;
-    let since = range.since.unwrap_or(0);
+    // With no --since the baseline covers the data from its first hour, not from 1970.
+    let since = match range.since {
+        Some(since) => since,
+        None => pipeline.first_hour().await?.unwrap_or(0),
+    };
     let until = range.until.or(latest.map(|l| l + 1)).unwrap_or(since);
     pipeline.learn(since, until).await
 }

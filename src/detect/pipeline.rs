@@ -69,13 +69,23 @@ impl<'a> Pipeline<'a> {
             .deregister_table("rollup")
             .map_err(|e| Error::query("detect", e))?;
         self.step("hour_metrics", &[]).await?;
-        let latest = run(
-            self.ctx,
+        self.scalar(
             "latest",
-            "SELECT max(last_end) AS latest FROM traffic WHERE log_status = 'OK'",
+            "SELECT max(last_end) FROM traffic WHERE log_status = 'OK'",
         )
-        .await?;
-        Ok(latest
+        .await
+    }
+
+    /// The first hour of the prepared data, if there is any.
+    pub async fn first_hour(&self) -> Result<Option<i64>> {
+        self.scalar("first hour", "SELECT min(hour) FROM hour_metrics")
+            .await
+    }
+
+    /// The one Int64 value `sql` returns, unless it is NULL.
+    async fn scalar(&self, name: &str, sql: &str) -> Result<Option<i64>> {
+        let table = run(self.ctx, name, sql).await?;
+        Ok(table
             .batches
             .first()
             .filter(|b| b.num_rows() > 0 && !b.column(0).is_null(0))
