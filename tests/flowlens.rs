@@ -2097,6 +2097,89 @@ fn file_digests(dir: &Path) -> Vec<(String, u64, Vec<u8>)> {
     files
 }
 
+/// The remote peers (address, side offering the service) a stored baseline holds for `eni`.
+fn baseline_peers(dir: &Path, eni: &str) -> std::collections::BTreeSet<(String, String)> {
+    use arrow::array::AsArray;
+    let file = std::fs::File::open(dir.join("base_peers.parquet")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut peers = std::collections::BTreeSet::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = |n: &str| batch.column_by_name(n).unwrap().clone();
+        let (ids, remotes, sides) = (col("interface_id"), col("remote"), col("service_side"));
+        for i in 0..batch.num_rows() {
+            if ids.as_string::<i32>().value(i) == eni {
+                peers.insert((
+                    remotes.as_string::<i32>().value(i).to_string(),
+                    sides.as_string::<i32>().value(i).to_string(),
+                ));
+            }
+        }
+    }
+    peers
+}
+
+#[test]
+fn a_busy_peer_is_not_taken_for_the_interfaces_own_address() {
+    // Default format (no flow-direction): a server at 10.0.0.5 behind a load balancer node
+    // (10.0.1.9) that is in 60% of its records, plus a few direct clients. The balancer is a
+    // peer the server offers port 443 to, not a second address of the server's own.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!("{V2_HEADER}\n");
+    let mut record = |src: &str, dst: &str, sport: u32, dport: u32, t: i64| {
+        text.push_str(&format!(
+            "2 123456789012 eni-0server {src} {dst} {sport} {dport} 6 10 5000 {t} {} ACCEPT OK\n",
+            t + 30
+        ));
+    };
+    for hour in 0..30i64 {
+        let t = 1_791_000_000 + hour * 3600;
+        for i in 0..6 {
+            record(
+                "10.0.1.9",
+                "10.0.0.5",
+                40_000 + i,
+                443,
+                t + 60 * i64::from(i),
+            );
+            record(
+                "10.0.0.5",
+                "10.0.1.9",
+                443,
+                40_000 + i,
+                t + 60 * i64::from(i),
+            );
+        }
+        for i in 0..4 {
+            let client = format!("10.0.2.{}", (hour * 4 + i64::from(i)) % 200 + 1);
+            record(&client, "10.0.0.5", 50_000 + i, 443, t + 900);
+            record("10.0.0.5", &client, 443, 50_000 + i, t + 900);
+        }
+    }
+    std::fs::write(dir.path().join("server.log"), text).unwrap();
+    let out = dir.path().join("baseline");
+    let run = flowlens(&[
+        "baseline",
+        "-s",
+        dir.path().join("server.log").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let peers = baseline_peers(&out, "eni-0server");
+    assert!(
+        peers.contains(&("10.0.1.9".to_string(), "local".to_string())),
+        "{peers:?}"
+    );
+    assert!(
+        peers.iter().all(|(remote, _)| remote != "10.0.0.5"),
+        "the server's own address became a peer: {peers:?}"
+    );
+}
+
 #[test]
 fn baseline_without_since_covers_the_data_from_its_first_hour() {
     let src = sample_logs();

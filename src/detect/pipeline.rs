@@ -62,6 +62,7 @@ impl<'a> Pipeline<'a> {
         let until = range.until.unwrap_or(LATEST);
         self.step("rollup", &[("since", since), ("until", until)])
             .await?;
+        self.step("addr_shares", &[]).await?;
         self.step("local_addrs", &[]).await?;
         self.step("traffic", &[]).await?;
         // The rollup is no longer needed: give its memory back.
