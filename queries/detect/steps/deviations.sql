@@ -7,6 +7,7 @@ SELECT w.interface_id, w.account_id, w.vpc_id, w.hour, w.metric, w.value,
        COALESCE(s.median, d.median) AS median,
        COALESCE(s.mad, d.mad) AS mad,
        COALESCE(s.max, d.max) AS max,
+       d.max AS day_max,
        COALESCE(s.n, d.n, 0) AS samples,
        COALESCE(e.history_hours, 0) AS history_hours
 FROM hour_metrics w
