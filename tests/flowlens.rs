@@ -1458,6 +1458,102 @@ fn generate_into(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// A store as strict as many S3-compatible ones (older MinIO and Ceph, B2, GCS's XML API):
+/// it refuses uploads that carry the SDK's newer checksum headers or aws-chunked trailers,
+/// and takes any other PutObject. Returns its endpoint and the requests it saw.
+fn strict_store() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line.to_ascii_lowercase());
+                }
+                if head.is_empty() {
+                    break;
+                }
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    break;
+                }
+                let refused = head.contains("x-amz-checksum-")
+                    || head.contains("x-amz-sdk-checksum-algorithm")
+                    || head.contains("x-amz-trailer")
+                    || head.contains("aws-chunked");
+                log.lock().unwrap().push(head);
+                let reply = if refused {
+                    let xml = "<Error><Code>InvalidArgument</Code><Message>unsupported checksum header</Message></Error>";
+                    format!(
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                        xml.len()
+                    )
+                } else {
+                    "HTTP/1.1 200 OK\r\nETag: \"0\"\r\nContent-Length: 0\r\n\r\n".to_string()
+                };
+                if stream.write_all(reply.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (endpoint, seen)
+}
+
+#[test]
+fn uploads_to_a_custom_endpoint_carry_no_checksums_it_may_refuse() {
+    let (endpoint, seen) = strict_store();
+    let src = sample_logs();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowlens"))
+        .args([
+            "sql",
+            "SELECT action, count(*) FROM flows GROUP BY 1",
+            "-s",
+            &src,
+            "-o",
+            "csv",
+            "--out",
+            "s3://results/actions.csv",
+            "--endpoint-url",
+            &endpoint,
+        ])
+        .env_remove("FLOWLENS_SOURCE")
+        .env_remove("AWS_REQUEST_CHECKSUM_CALCULATION")
+        .env_remove("AWS_RESPONSE_CHECKSUM_VALIDATION")
+        .env("AWS_ACCESS_KEY_ID", s3::KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3::SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter()
+            .any(|h| h.starts_with("put /results/actions.csv")),
+        "{seen:?}"
+    );
+}
+
 #[test]
 fn s3_listing_paginates_prunes_by_layout_and_matches_local() {
     let server = s3::Server::start();

@@ -48,6 +48,21 @@ pub async fn s3_client(options: &S3Options) -> Client {
         if shared.region().is_none() {
             config = config.region(aws_sdk_s3::config::Region::new("us-east-1"));
         }
+        // The SDK's default since early 2025 adds CRC checksums to every upload (as
+        // aws-chunked trailers on streamed bodies) and checks them on downloads. Many
+        // S3-compatible stores (older MinIO and Ceph, B2, GCS's XML API, …) reject those
+        // uploads, so unless the user chose otherwise, checksums go only where an operation
+        // requires them, as before. Gzip's CRC and Parquet's checks still guard what is read.
+        if std::env::var_os("AWS_REQUEST_CHECKSUM_CALCULATION").is_none() {
+            config = config.request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            );
+        }
+        if std::env::var_os("AWS_RESPONSE_CHECKSUM_VALIDATION").is_none() {
+            config = config.response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            );
+        }
     }
     Client::from_conf(config.build())
 }
