@@ -2277,6 +2277,53 @@ fn a_busy_peer_is_not_taken_for_the_interfaces_own_address() {
 }
 
 #[test]
+fn detect_without_a_window_reads_only_the_days_it_needs() {
+    // 18 days of hourly objects: the last day is examined and the 14 before it learnt from,
+    // so the first three days' objects need not be read at all.
+    let dir = tempfile::tempdir().unwrap();
+    generate_into(
+        dir.path(),
+        &["--days", "18", "--enis", "4", "--object-minutes", "60"],
+    );
+    let src = dir.path().to_str().unwrap();
+    let out = flowlens(&["detect", "-s", src, "-o", "jsonl", "-v"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let selected = stderr(&out)
+        .lines()
+        .find_map(|l| {
+            let (count, rest) = l.split_once(" objects selected")?;
+            let seen = rest.split_once(" of ")?.1.split_once(" seen")?.0;
+            Some((
+                count.rsplit(' ').next()?.parse::<u64>().ok()?,
+                seen.parse::<u64>().ok()?,
+            ))
+        })
+        .unwrap_or_else(|| panic!("{}", stderr(&out)));
+    // Objects are hourly: the 15 days needed (and an hour of slack for late delivery) are
+    // at most 16 of the 18 days' objects.
+    assert!(selected.0 * 18 <= selected.1 * 16, "{selected:?}");
+    // The same findings as with the window given, which lists exactly those days.
+    let given = flowlens(&[
+        "detect",
+        "-s",
+        src,
+        "-o",
+        "jsonl",
+        "--since",
+        "2026-10-14T00:00:00Z",
+        "--until",
+        "2026-10-15T00:00:00Z",
+    ]);
+    assert!(given.status.success(), "{}", stderr(&given));
+    assert_eq!(stdout(&out), stdout(&given));
+    assert!(
+        stderr(&out).contains("2026-10-14T00:00:00Z to 2026-10-15T00:00:00Z (baseline 2026-09-30"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn baseline_without_since_covers_the_data_from_its_first_hour() {
     let src = sample_logs();
     let out = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use flowlens::format_time;
 use flowlens::write_text;
 use flowlens::{
     Baseline, DetectCatalog, DetectOptions, Finding, any_at_or_above, detect, evaluate,
-    learn_baseline, listing_range, read_labels,
+    learn_baseline, listing_range, read_labels, recent_session,
 };
 
 /// Exit code when findings at or above `--fail-on` exist (DESIGN.md).
@@ -75,7 +75,12 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
     // The listing covers the baseline's days too; rows are not cut to the window here.
     config.time_range = listing_range(window, days, baseline.is_some());
     let started = Instant::now();
-    let session = open_session(&config).await?;
+    let mut session = open_session(&config).await?;
+    if window.is_none()
+        && let Some(recent) = recent_session(&session, days, baseline.is_some())
+    {
+        session = recent;
+    }
     report::selected(&session, quiet);
     let options = DetectOptions {
         window,

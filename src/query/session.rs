@@ -167,6 +167,16 @@ impl FlowsSession {
         )
     }
 
+    /// This session over only the objects that may hold records in `range`, keeping what
+    /// listing found (for a job that learns from the listing which of its data it needs).
+    pub fn narrowed(&self, range: &TimeRange) -> FlowsSession {
+        Self::with_table(
+            self.table.with_objects(self.table.objects_in(range)),
+            self.listing.clone(),
+            self.memory_limit,
+        )
+    }
+
     /// What listing found.
     pub fn listing(&self) -> &ListingSummary {
         &self.listing
