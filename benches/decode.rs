@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use flowlens::{Decoder, DecoderOptions};
-use flowlens::{FlowFormat, column_index};
-use flowlens::{GenerateOptions, KeyLayout, generate};
+use flowlens::{
+    Decoder, DecoderOptions, FlowFormat, GenerateOptions, KeyLayout, column_index, generate,
+};
 
 /// About this many bytes of text per benchmark input.
 const TARGET_BYTES: usize = 32 << 20;

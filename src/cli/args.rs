@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use flowlens::KeyLayout;
-use flowlens::OutputFormat;
+use flowlens::{KeyLayout, OutputFormat};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -9,8 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::ConvertArgs;
 use super::{flows_config, open_session, report, usage};
-use flowlens::S3Options;
-use flowlens::{ConvertOptions, athena_ddl, convert, stale_files};
+use flowlens::{ConvertOptions, S3Options, athena_ddl, convert, stale_files};
 
 pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
     if args.athena_ddl {

@@ -8,12 +8,9 @@ use anyhow::Result;
 
 use super::args::{BaselineArgs, DetectArgs, EvaluateArgs, FindingsFormat, ThresholdArgs};
 use super::{EXIT_PARTIAL, flows_config, open_session, report, usage};
-use flowlens::S3Options;
-use flowlens::format_time;
-use flowlens::write_text;
 use flowlens::{
-    Baseline, DetectCatalog, DetectOptions, Finding, any_at_or_above, detect, evaluate,
-    learn_baseline, listing_range, read_labels, recent_session,
+    Baseline, DetectCatalog, DetectOptions, Finding, S3Options, any_at_or_above, detect, evaluate,
+    format_time, learn_baseline, listing_range, read_labels, recent_session, write_text,
 };
 
 /// Exit code when findings at or above `--fail-on` exist (DESIGN.md).

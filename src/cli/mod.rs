@@ -25,12 +25,11 @@ use chrono::Utc;
 
 pub use args::Cli;
 use args::{Command, GenerateArgs, OutputArgs, QueryArgs, SchemaArgs, SourceArgs, SqlArgs};
-use flowlens::S3Options;
-use flowlens::{FIELDS, FlowFormat, flows_schema};
-use flowlens::{FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin};
-use flowlens::{GenerateOptions, generate};
-use flowlens::{OutputOptions, write_batches, write_stream};
-use flowlens::{TimeRange, parse_time};
+use flowlens::{
+    FIELDS, FlowFormat, FlowsConfig, FlowsSession, GenerateOptions, OutputOptions, QueryLibrary,
+    QueryOrigin, S3Options, TimeRange, flows_schema, generate, parse_time, write_batches,
+    write_stream,
+};
 
 /// Exit code for a run where some objects could not be read (DESIGN.md).
 pub const EXIT_PARTIAL: u8 = 3;

@@ -8,10 +8,7 @@ use serde::Deserialize;
 
 use super::args::RunArgs;
 use super::usage;
-use flowlens::DetectCatalog;
-use flowlens::FlowFormat;
-use flowlens::S3Options;
-use flowlens::{RunConfig, run_once};
+use flowlens::{DetectCatalog, FlowFormat, RunConfig, S3Options, run_once};
 
 /// The settings, as the file writes them; each also FLOWLENS_<UPPER_NAME>.
 #[derive(Debug, Default, Deserialize)]

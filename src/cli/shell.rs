@@ -7,8 +7,7 @@ use anyhow::Result;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use flowlens::{FUNCTION_DOCS, FlowsSession};
-use flowlens::{OutputOptions, write_stream};
+use flowlens::{FUNCTION_DOCS, FlowsSession, OutputOptions, write_stream};
 
 const HELP: &str = "\
 Type SQL over the `flows` table and end it with `;` (it may span lines).
