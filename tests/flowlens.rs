@@ -2555,6 +2555,58 @@ fn summary(out: &Output) -> serde_json::Value {
 }
 
 #[test]
+fn scheduled_task_forgets_objects_without_a_time_in_their_name_once_they_are_gone() {
+    // Names with no date or stamp are listed on every run, so the task must remember them
+    // while they exist, and only while they exist.
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let sample = walk(Path::new(&sample_logs()))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".log.gz"))
+        .unwrap();
+    let mut text = Vec::new();
+    MultiGzDecoder::new(std::fs::File::open(sample).unwrap())
+        .read_to_end(&mut text)
+        .unwrap();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_flowlens"))
+            .arg("run")
+            .env("FLOWLENS_SOURCE", &src)
+            .env("FLOWLENS_STATE", work.path().join("st"))
+            .env("FLOWLENS_FINDINGS", work.path().join("findings"))
+            .env_remove("FLOWLENS_CONVERT")
+            .env_remove("FLOWLENS_FAILPOINT")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let checkpoint: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(work.path().join("st/checkpoint.json")).unwrap(),
+        )
+        .unwrap();
+        let processed: Vec<String> = checkpoint["processed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let name = v.as_str().unwrap();
+                name.rsplit('/').next().unwrap().to_string()
+            })
+            .collect();
+        (
+            summary(&out)["status"].as_str().unwrap().to_string(),
+            processed,
+        )
+    };
+    std::fs::write(src.join("first.log"), &text).unwrap();
+    assert_eq!(run(), ("ok".to_string(), vec!["first.log".to_string()]));
+    std::fs::remove_file(src.join("first.log")).unwrap();
+    std::fs::write(src.join("second.log"), &text).unwrap();
+    assert_eq!(run(), ("ok".to_string(), vec!["second.log".to_string()]));
+    assert_eq!(run(), ("idle".to_string(), vec!["second.log".to_string()]));
+}
+
+#[test]
 fn scheduled_task_survives_a_crash_at_any_point() {
     let server = s3::Server::start();
     server.bucket("state");

@@ -336,14 +336,21 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
             checkpoint.high_water = checkpoint.high_water.max(hi);
         }
     }
-    // Forget what can no longer be listed again (older than the lookback, and a day).
+    // Forget what can no longer be listed again: objects older than the lookback (and a
+    // day), and objects whose keys tell no time once they are gone from the sources (they
+    // are listed on every run, so only their presence bounds the set).
     let horizon = checkpoint.high_water - config.lookback - DAY;
+    let listed: std::collections::HashSet<String> = listing
+        .selected_objects()
+        .iter()
+        .map(|o| o.location.to_string())
+        .collect();
     let keep: BTreeSet<String> = checkpoint
         .processed
         .iter()
-        .filter(|loc| {
-            let key = crate::source::key_info(loc);
-            key.window.is_none_or(|(_, hi)| hi >= horizon)
+        .filter(|loc| match crate::source::key_info(loc).window {
+            Some((_, hi)) => hi >= horizon,
+            None => listed.contains(*loc),
         })
         .cloned()
         .collect();
