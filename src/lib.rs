@@ -31,7 +31,7 @@ pub use generate::{GenerateOptions, KeyLayout, generate};
 pub use output::{OutputFormat, OutputOptions, write_batches, write_stream, write_text};
 pub use query::{FUNCTION_DOCS, FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin, is_private};
 pub use run::{
-    ConvertOptions, ConvertSummary, RunConfig, athena_ddl, convert, run_once, stale_files,
+    ConvertOptions, ConvertSummary, RunConfig, athena_ddl, convert, remove_stale, run_once,
 };
 pub use source::{DEFAULT_CONCURRENCY, S3Options};
 pub use time_range::{TimeRange, format_time, parse_time};

@@ -2432,11 +2432,28 @@ fn convert_gives_the_same_answers_deterministic_files_and_shards() {
 #[test]
 fn convert_to_s3_and_query_it_there() {
     let server = s3::Server::start();
-    server.bucket("lake");
+    let lake = server.bucket("lake");
     let dir = mixed_folder();
     let src = dir.path().to_str().unwrap();
     let out = server.run(&["convert", "-s", src, "--out", "s3://lake/flows"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // As if an earlier run (with smaller files) had written a second file in a partition:
+    // a rerun writes only part-00000 there and must delete the other, or its records would
+    // count twice.
+    let first = walk(&lake)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("/part-00000.parquet"))
+        .unwrap();
+    let leftover = first.with_file_name("part-00001.parquet");
+    std::fs::copy(&first, &leftover).unwrap();
+    let out = server.run(&["convert", "-s", src, "--out", "s3://lake/flows", "-v"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!leftover.exists(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("an earlier run's file"),
+        "{}",
+        stderr(&out)
+    );
     let q = "SELECT interface_id, count(*), sum(bytes) FROM flows GROUP BY 1 ORDER BY 1";
     let remote = server.run(&["sql", q, "-s", "s3://lake/flows/", "-o", "csv"]);
     assert!(remote.status.success(), "{}", stderr(&remote));

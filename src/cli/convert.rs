@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::ConvertArgs;
 use super::{flows_config, open_session, report, usage};
-use flowlens::{ConvertOptions, S3Options, athena_ddl, convert, stale_files};
+use flowlens::{ConvertOptions, S3Options, athena_ddl, convert, remove_stale};
 
 pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
     if args.athena_ddl {
@@ -59,12 +59,9 @@ pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    // A rerun that writes fewer files must not leave the old ones behind (local outputs).
-    if !args.out.starts_with("s3://") {
-        let prefix = options.file_prefix();
-        for path in stale_files(&summary, &prefix) {
-            std::fs::remove_file(&path)?;
-        }
+    // A rerun that writes fewer files must not leave the old ones behind.
+    for removed in remove_stale(&summary, &options).await? {
+        tracing::info!("removed {removed}: an earlier run's file this one did not write again");
     }
     if !quiet {
         let secs = started.elapsed().as_secs_f64();

@@ -19,7 +19,7 @@ use crate::decode::BadLines;
 use crate::error::{Error, Result};
 use crate::format::flows_schema;
 use crate::query::FlowsSession;
-use crate::source::{S3Options, S3Url, s3_client, upload_file};
+use crate::source::{S3Options, S3Url, delete_others, s3_client, upload_file};
 
 #[derive(Clone, Debug)]
 pub struct ConvertOptions {
@@ -349,35 +349,68 @@ pub async fn convert(
     Ok(summary)
 }
 
-/// Files of a local output that the last conversion did not write (a smaller rerun, an
-/// older layout), named like ours, under the partitions it wrote.
-pub fn stale_files(summary: &ConvertSummary, prefix: &str) -> Vec<PathBuf> {
+/// Removes the files of an earlier run into the same output that this one did not write
+/// again (a rerun with larger files writes fewer of them): in every partition folder this run
+/// wrote, the files of its name prefix it did not write. Without this, a rerun's output
+/// would hold some records twice. Returns the files removed.
+pub async fn remove_stale(
+    summary: &ConvertSummary,
+    options: &ConvertOptions,
+) -> Result<Vec<String>> {
+    let prefix = options.file_prefix();
     let written: std::collections::BTreeSet<&str> =
         summary.files.iter().map(String::as_str).collect();
+    let mut removed = Vec::new();
+    if options.out.starts_with("s3://") {
+        let folders: std::collections::BTreeSet<&str> = summary
+            .files
+            .iter()
+            .filter_map(|f| f.rsplit_once('/').map(|(folder, _)| folder))
+            .collect();
+        let client = s3_client(&options.s3).await;
+        for folder in folders {
+            let url = match S3Url::parse(&format!("{folder}/")) {
+                Some(Ok(url)) => url,
+                _ => return Err(Error::invalid(folder, "not an S3 location")),
+            };
+            let keep = summary
+                .files
+                .iter()
+                .filter_map(|f| match S3Url::parse(f) {
+                    Some(Ok(u)) if u.bucket == url.bucket => Some(u.key),
+                    _ => None,
+                })
+                .collect();
+            removed.extend(delete_others(&client, &url.bucket, &url.key, &prefix, &keep).await?);
+        }
+        return Ok(removed);
+    }
     let dirs: std::collections::BTreeSet<&Path> = summary
         .files
         .iter()
         .filter_map(|f| Path::new(f).parent())
         .collect();
-    let mut stale = Vec::new();
     for dir in dirs {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                if name.starts_with(prefix)
-                    && name.ends_with(".parquet")
-                    && !written.contains(path.display().to_string().as_str())
-                {
-                    stale.push(path);
-                }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let location = path.display().to_string();
+            if name.starts_with(&prefix)
+                && name.ends_with(".parquet")
+                && !written.contains(location.as_str())
+            {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&location, e))?;
+                removed.push(location);
             }
         }
     }
-    stale
+    Ok(removed)
 }
 
 /// The Athena table over a converted archive (partition projection, no crawler needed).

@@ -4,5 +4,5 @@ mod convert;
 mod scheduled;
 mod state_store;
 
-pub use convert::{ConvertOptions, ConvertSummary, athena_ddl, convert, stale_files};
+pub use convert::{ConvertOptions, ConvertSummary, athena_ddl, convert, remove_stale};
 pub use scheduled::{RunConfig, run_once};

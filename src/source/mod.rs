@@ -20,6 +20,6 @@ pub use object::{ObjectLocation, ObjectRef};
 pub use object_reader::{ReadContext, scan_objects};
 pub(crate) use s3_client::s3_error as s3_error_for;
 pub use s3_client::{DEFAULT_CONCURRENCY, S3Options, s3_client};
-pub use s3_upload::upload_file;
+pub use s3_upload::{delete_others, upload_file};
 pub use s3_url::S3Url;
 pub use scan_stats::ScanStats;
