@@ -2430,6 +2430,56 @@ fn convert_gives_the_same_answers_deterministic_files_and_shards() {
 }
 
 #[test]
+fn a_large_result_goes_up_to_s3_in_parts() {
+    // Every column of the sample as CSV is over 16 MiB: a multipart upload of several parts.
+    let server = s3::Server::start();
+    let results = server.bucket("results");
+    let src = sample_logs();
+    let q = "SELECT * FROM flows";
+    let out = server.run(&[
+        "sql",
+        q,
+        "-s",
+        &src,
+        "-o",
+        "csv",
+        "--out",
+        "s3://results/all.csv",
+        "-vv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(" bytes in 2 parts"),
+        "{}",
+        stderr(&out)
+    );
+    let local = tempfile::tempdir().unwrap();
+    let path = local.path().join("all.csv");
+    let out = flowlens(&[
+        "sql",
+        q,
+        "-s",
+        &src,
+        "-o",
+        "csv",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = |p: &Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        (text.len(), lines)
+    };
+    let (size, expected) = lines(&path);
+    assert!(size > 20 << 20, "{size}");
+    let (_, uploaded) = lines(&results.join("all.csv"));
+    assert_eq!(uploaded.len(), expected.len());
+    assert!(uploaded == expected);
+}
+
+#[test]
 fn convert_to_s3_and_query_it_there() {
     let server = s3::Server::start();
     let lake = server.bucket("lake");
