@@ -22,7 +22,7 @@ mod time_range;
 pub use decode::{Decoder, DecoderOptions};
 pub use detect::{
     Baseline, DAY, DetectCatalog, DetectOptions, Finding, Severity, any_at_or_above, detect,
-    evaluate, learn_baseline, listing_range, read_labels, recent_session,
+    evaluate, learn_baseline, listing_range, read_labels, recent_range,
 };
 pub use error::{Error, Result};
 pub use failpoint::request_stop;

@@ -2430,6 +2430,37 @@ fn convert_gives_the_same_answers_deterministic_files_and_shards() {
 }
 
 #[test]
+fn s3_detect_without_a_window_lists_only_the_days_it_needs() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("logs");
+    generate_into(
+        &bucket,
+        &["--days", "18", "--enis", "2", "--object-minutes", "60"],
+    );
+    let all = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://logs/",
+        "-v",
+    ]);
+    assert!(all.status.success(), "{}", stderr(&all));
+    let out = server.run(&["detect", "-s", "s3://logs/", "-o", "jsonl", "-v"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (all, err) = (stderr(&all), stderr(&out));
+    // The last day and the 14 before it (and an hour of slack for late delivery): two of
+    // the 18 day folders are never listed.
+    let requests = |text: &str| s3::number_before(text, " S3 list requests");
+    let seen = |text: &str| s3::number_before(text, " seen;");
+    assert!(requests(&err) + 2 <= requests(&all), "{err}\n{all}");
+    assert!(seen(&err) * 18 <= seen(&all) * 16, "{err}\n{all}");
+    // The same findings as from the same files on disk.
+    let local = flowlens(&["detect", "-s", bucket.to_str().unwrap(), "-o", "jsonl"]);
+    assert!(local.status.success(), "{}", stderr(&local));
+    assert_eq!(stdout(&out), stdout(&local));
+}
+
+#[test]
 fn a_large_result_goes_up_to_s3_in_parts() {
     // Every column of the sample as CSV is over 16 MiB: a multipart upload of several parts.
     let server = s3::Server::start();

@@ -10,7 +10,7 @@ use super::args::{BaselineArgs, DetectArgs, EvaluateArgs, FindingsFormat, Thresh
 use super::{EXIT_PARTIAL, flows_config, open_session, report, usage};
 use flowlens::{
     Baseline, DetectCatalog, DetectOptions, Finding, S3Options, any_at_or_above, detect, evaluate,
-    format_time, learn_baseline, listing_range, read_labels, recent_session, write_text,
+    format_time, learn_baseline, listing_range, read_labels, recent_range, write_text,
 };
 
 /// Exit code when findings at or above `--fail-on` exist (DESIGN.md).
@@ -69,15 +69,15 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
     if days < 1 {
         return Err(usage("--baseline-days must be at least 1"));
     }
+    let started = Instant::now();
     // The listing covers the baseline's days too; rows are not cut to the window here.
     config.time_range = listing_range(window, days, baseline.is_some());
-    let started = Instant::now();
-    let mut session = open_session(&config).await?;
     if window.is_none()
-        && let Some(recent) = recent_session(&session, days, baseline.is_some())
+        && let Some(latest) = config.latest_key_start().await?
     {
-        session = recent;
+        config.time_range = recent_range(latest, days, baseline.is_some());
     }
+    let session = open_session(&config).await?;
     report::selected(&session, quiet);
     let options = DetectOptions {
         window,

@@ -48,30 +48,17 @@ pub fn listing_range(window: Option<(i64, i64)>, baseline_days: i64, stored: boo
 }
 
 /// With no window given, detection examines the last day of data and learns from the days
-/// before it (none with a stored baseline). Object keys bound where that is, so only the
-/// objects that may hold those days are kept, not an archive of years. None when no key
-/// tells a time or nothing would be left out.
-pub fn recent_session(
-    session: &FlowsSession,
-    baseline_days: i64,
-    stored: bool,
-) -> Option<FlowsSession> {
-    let objects = session.selected_objects();
-    // A key's window starts at or before the end of every record in the object, so the
-    // latest start is at or before the latest record's end, and the window (that end rounded
-    // up to the hour, less a day) starts no earlier than a day before it.
-    let latest = objects
-        .iter()
-        .filter_map(|o| o.key.window)
-        .map(|(lo, _)| lo)
-        .max()?;
+/// before it (none with a stored baseline). Given `latest` (see
+/// [`crate::query::FlowsConfig::latest_key_start`]), the listing need only reach back this far, so an
+/// archive of years is neither listed nor read to find those days.
+pub fn recent_range(latest: i64, baseline_days: i64, stored: bool) -> TimeRange {
+    // `latest` is at or before the latest record's end, so the window (that end rounded up to
+    // the hour, less a day) starts no earlier than a day before it.
     let lookback = DAY + if stored { 0 } else { baseline_days * DAY };
-    let range = TimeRange {
+    TimeRange {
         since: Some(latest - lookback),
         until: None,
-    };
-    let narrowed = session.narrowed(&range);
-    (narrowed.selected_objects().len() < objects.len()).then_some(narrowed)
+    }
 }
 
 /// Learns a baseline (if none is given) and runs every detector over the window.

@@ -14,8 +14,8 @@ use crate::decode::DecoderOptions;
 use crate::error::{Error, Result};
 use crate::format::FlowFormat;
 use crate::source::{
-    DEFAULT_CONCURRENCY, ListFilter, ObjectRef, S3Options, S3Url, ScanStats, list_sources,
-    s3_client,
+    DEFAULT_CONCURRENCY, ListFilter, ObjectRef, S3Options, S3Url, ScanStats, latest_key_start,
+    list_sources, s3_client,
 };
 use crate::table::FlowsTable;
 use crate::time_range::TimeRange;
@@ -75,6 +75,28 @@ pub struct ListingSummary {
     pub objects_seen: u64,
 }
 
+impl FlowsConfig {
+    fn filter(&self) -> ListFilter {
+        ListFilter {
+            time_range: self.time_range,
+            accounts: self.accounts.clone(),
+            regions: self.regions.clone(),
+            latest_only: false,
+        }
+    }
+
+    /// Where the newest data of the sources is, from object keys alone: the latest start of
+    /// an object's key window (at or before the end of the latest record), with only the
+    /// latest dated folders of S3 listed. None when no key tells a time.
+    pub async fn latest_key_start(&self) -> Result<Option<i64>> {
+        let client = match self.uses_s3() {
+            true => Some(s3_client(&self.s3).await),
+            false => None,
+        };
+        latest_key_start(&self.sources, &self.filter(), client.as_ref()).await
+    }
+}
+
 impl FlowsSession {
     /// Lists the sources and registers the `flows` table and functions.
     pub async fn open(config: &FlowsConfig) -> Result<Self> {
@@ -82,12 +104,7 @@ impl FlowsSession {
             true => Some(s3_client(&config.s3).await),
             false => None,
         };
-        let filter = ListFilter {
-            time_range: config.time_range,
-            accounts: config.accounts.clone(),
-            regions: config.regions.clone(),
-        };
-        let mut listing = list_sources(&config.sources, &filter, client.as_ref()).await?;
+        let mut listing = list_sources(&config.sources, &config.filter(), client.as_ref()).await?;
         if let Some((index, count)) = config.shard {
             listing
                 .objects
@@ -163,16 +180,6 @@ impl FlowsSession {
         Self::with_table(
             self.table.with_objects(objects),
             ListingSummary::default(),
-            self.memory_limit,
-        )
-    }
-
-    /// This session over only the objects that may hold records in `range`, keeping what
-    /// listing found (for a job that learns from the listing which of its data it needs).
-    pub fn narrowed(&self, range: &TimeRange) -> FlowsSession {
-        Self::with_table(
-            self.table.with_objects(self.table.objects_in(range)),
-            self.listing.clone(),
             self.memory_limit,
         )
     }

@@ -27,6 +27,9 @@ pub struct ListFilter {
     pub accounts: Vec<String>,
     /// `--region`: empty for all.
     pub regions: Vec<String>,
+    /// Of sibling S3 folders that tell a time (years, months, days, hours), descend only into
+    /// the latest: a probe for where the newest data is, not a listing of all of it.
+    pub latest_only: bool,
 }
 
 impl ListFilter {
@@ -90,6 +93,32 @@ pub async fn list_sources(
     Ok(listing)
 }
 
+/// The latest start of an object's key window in the sources, if any object's key tells a
+/// time. Every record of an object ends at or after its window's start, so this is at or
+/// before the end of the latest record. On S3 only the latest dated folder of each level is
+/// listed, a handful of requests however many years the prefix holds.
+pub async fn latest_key_start(
+    sources: &[String],
+    filter: &ListFilter,
+    client: Option<&Client>,
+) -> Result<Option<i64>> {
+    let probe = ListFilter {
+        latest_only: true,
+        ..filter.clone()
+    };
+    let listing = list_sources(sources, &probe, client).await?;
+    tracing::debug!(
+        "newest data probed with {} S3 list requests",
+        listing.list_requests
+    );
+    Ok(listing
+        .objects
+        .iter()
+        .filter_map(|o| o.key.window)
+        .map(|(lo, _)| lo)
+        .max())
+}
+
 struct Level {
     prefixes: Vec<String>,
     objects: Vec<(String, u64)>,
@@ -148,12 +177,18 @@ async fn list_s3(
         };
         let level = level?;
         listing.list_requests += level.requests;
-        queue.extend(
-            level
-                .prefixes
-                .into_iter()
-                .filter(|p| filter.admits(&prefix_info(p))),
-        );
+        let mut prefixes: Vec<String> = level
+            .prefixes
+            .into_iter()
+            .filter(|p| filter.admits(&prefix_info(p)))
+            .collect();
+        if filter.latest_only {
+            let start = |p: &String| prefix_info(p).window.map(|(lo, _)| lo);
+            if let Some(latest) = prefixes.iter().filter_map(start).max() {
+                prefixes.retain(|p| start(p).is_none_or(|lo| lo == latest));
+            }
+        }
+        queue.extend(prefixes);
         for (key, size) in level.objects {
             listing.objects_seen += 1;
             let object = ObjectRef::s3(&url.bucket, &key, size);
@@ -181,6 +216,7 @@ mod tests {
             },
             accounts: vec!["111".into()],
             regions: vec![],
+            latest_only: false,
         };
         let day = |d: &str| prefix_info(&format!("AWSLogs/111/vpcflowlogs/eu-west-1/2025/10/{d}/"));
         assert!(filter.admits(&day("12")));

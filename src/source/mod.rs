@@ -15,7 +15,7 @@ mod s3_url;
 mod scan_stats;
 
 pub use key_layout::key_info;
-pub use listing::{ListFilter, list_sources};
+pub use listing::{ListFilter, latest_key_start, list_sources};
 pub use object::{ObjectLocation, ObjectRef};
 pub use object_reader::{ReadContext, scan_objects};
 pub(crate) use s3_client::s3_error as s3_error_for;
