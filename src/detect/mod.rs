@@ -49,8 +49,8 @@ pub fn listing_range(window: Option<(i64, i64)>, baseline_days: i64, stored: boo
 
 /// With no window given, detection examines the last day of data and learns from the days
 /// before it (none with a stored baseline). Given `latest` (see
-/// [`crate::query::FlowsConfig::latest_key_start`]), the listing need only reach back this far, so an
-/// archive of years is neither listed nor read to find those days.
+/// [`crate::query::FlowsConfig::latest_key_start`]), the listing need only reach back this
+/// far, so an archive of years is neither listed nor read to find those days.
 pub fn recent_range(latest: i64, baseline_days: i64, stored: bool) -> TimeRange {
     // `latest` is at or before the latest record's end, so the window (that end rounded up to
     // the hour, less a day) starts no earlier than a day before it.

@@ -10,6 +10,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 
 use super::functions::flowlens_functions;
+use aws_sdk_s3::Client;
+
 use crate::decode::DecoderOptions;
 use crate::error::{Error, Result};
 use crate::format::FlowFormat;
@@ -89,21 +91,23 @@ impl FlowsConfig {
     /// an object's key window (at or before the end of the latest record), with only the
     /// latest dated folders of S3 listed. None when no key tells a time.
     pub async fn latest_key_start(&self) -> Result<Option<i64>> {
-        let client = match self.uses_s3() {
+        let client = self.client().await;
+        latest_key_start(&self.sources, &self.filter(), client.as_ref()).await
+    }
+
+    /// An S3 client, when a source is on S3.
+    async fn client(&self) -> Option<Client> {
+        match self.uses_s3() {
             true => Some(s3_client(&self.s3).await),
             false => None,
-        };
-        latest_key_start(&self.sources, &self.filter(), client.as_ref()).await
+        }
     }
 }
 
 impl FlowsSession {
     /// Lists the sources and registers the `flows` table and functions.
     pub async fn open(config: &FlowsConfig) -> Result<Self> {
-        let client = match config.uses_s3() {
-            true => Some(s3_client(&config.s3).await),
-            false => None,
-        };
+        let client = config.client().await;
         let mut listing = list_sources(&config.sources, &config.filter(), client.as_ref()).await?;
         if let Some((index, count)) = config.shard {
             listing

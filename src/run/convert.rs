@@ -367,20 +367,18 @@ pub async fn remove_stale(
             .iter()
             .filter_map(|f| f.rsplit_once('/').map(|(folder, _)| folder))
             .collect();
+        // Every file of one conversion is in the output's bucket: its keys are what to keep.
+        let keep: std::collections::BTreeSet<String> = summary
+            .files
+            .iter()
+            .filter_map(|f| S3Url::parse(f).and_then(|u| u.ok()).map(|u| u.key))
+            .collect();
         let client = s3_client(&options.s3).await;
         for folder in folders {
             let url = match S3Url::parse(&format!("{folder}/")) {
                 Some(Ok(url)) => url,
                 _ => return Err(Error::invalid(folder, "not an S3 location")),
             };
-            let keep = summary
-                .files
-                .iter()
-                .filter_map(|f| match S3Url::parse(f) {
-                    Some(Ok(u)) if u.bucket == url.bucket => Some(u.key),
-                    _ => None,
-                })
-                .collect();
             removed.extend(delete_others(&client, &url.bucket, &url.key, &prefix, &keep).await?);
         }
         return Ok(removed);
