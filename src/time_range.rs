@@ -59,10 +59,33 @@ impl TimeRange {
     }
 }
 
+/// The latest time flowlens accepts anywhere (9999-12-31T23:59:59Z): later values are typos
+/// or overflows, and arithmetic on them (a window less some days) must not wrap.
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+/// How far past the clock a key or record may say it is before it is taken for a clock
+/// error or a misnamed object: such times never set a detection window or a checkpoint.
+pub const FUTURE_MARGIN: i64 = 86_400;
+
+/// Now plus [`FUTURE_MARGIN`]: later object keys and record times are suspicious.
+pub fn future_horizon() -> i64 {
+    Utc::now().timestamp() + FUTURE_MARGIN
+}
+
 /// Parses a point in time: RFC 3339 (`2026-10-12T02:10:00Z`), a date (`2026-10-12`, midnight
 /// UTC), Unix seconds, or a duration before `now` (`24h`, `7d`, `90m`, `1h 30m`).
 pub fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<i64> {
-    let text = text.trim();
+    let secs = parse_any_time(flag, text.trim(), now)?;
+    if !(0..=MAX_TIME).contains(&secs) {
+        return Err(Error::invalid(
+            flag,
+            format!("`{}` is outside 1970-01-01 .. 9999-12-31", text.trim()),
+        ));
+    }
+    Ok(secs)
+}
+
+fn parse_any_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp());
     }
@@ -78,7 +101,10 @@ pub fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<i64> {
         return Ok(secs);
     }
     match humantime::parse_duration(text) {
-        Ok(d) => Ok(now.timestamp() - d.as_secs() as i64),
+        Ok(d) => Ok(i64::try_from(d.as_secs())
+            .ok()
+            .and_then(|d| now.timestamp().checked_sub(d))
+            .unwrap_or(i64::MIN)),
         Err(_) => Err(Error::invalid(
             flag,
             format!(
@@ -130,6 +156,10 @@ mod tests {
             parse_time("--since", "1760270400", now()).unwrap(),
             1760270400
         );
+        for wild in ["9223372036854775807", "300000000000", "1000000000000h", "1969-12-31"] {
+            let err = parse_time("--since", wild, now()).unwrap_err().to_string();
+            assert!(err.contains("outside 1970-01-01 .. 9999-12-31"), "{wild}: {err}");
+        }
         let err = parse_time("--since", "yesterday-ish", now()).unwrap_err();
         assert!(
             err.to_string()

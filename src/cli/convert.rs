@@ -75,6 +75,13 @@ pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
             secs,
             report::human_bytes((summary.bytes_in as f64 / secs.max(0.001)) as u64)
         );
+        if summary.bad_partition_values > 0 {
+            eprintln!(
+                "{} account or region values were no AWS value: their rows are under \
+                 aws-account-id=invalid / aws-region=invalid",
+                summary.bad_partition_values
+            );
+        }
     }
     Ok(report::finished(&session, started, quiet))
 }

@@ -21,6 +21,7 @@ struct Settings {
     lookback: Option<String>,
     baseline_days: Option<i64>,
     lock_ttl: Option<String>,
+    max_attempts: Option<u32>,
     findings_format: Option<String>,
     format: Option<String>,
     endpoint_url: Option<String>,
@@ -77,6 +78,15 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
             .map_err(|_| usage(format!("FLOWLENS_BASELINE_DAYS: `{v}`")))?,
         None => file.baseline_days.unwrap_or(14),
     };
+    let max_attempts = match env("max_attempts") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| usage(format!("FLOWLENS_MAX_ATTEMPTS: `{v}` is not a whole number")))?,
+        None => file.max_attempts.unwrap_or(5),
+    };
+    if max_attempts < 1 {
+        return Err(usage("max_attempts: at least 1"));
+    }
     let ocsf = match env("findings_format").or(file.findings_format).as_deref() {
         None | Some("jsonl") => false,
         Some("ocsf") => true,
@@ -112,6 +122,7 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
         lookback,
         baseline_days,
         lock_ttl,
+        max_attempts,
         ocsf,
         format,
         s3: S3Options {
@@ -140,7 +151,7 @@ pub async fn run(args: RunArgs, _quiet: bool) -> Result<ExitCode> {
     }
     let summary = run_once(&config).await?;
     outln!("{}", serde_json::to_string(&summary)?)?;
-    Ok(if summary.failed_objects > 0 {
+    Ok(if summary.failed_objects > 0 || !summary.abandoned_objects.is_empty() {
         ExitCode::from(super::EXIT_PARTIAL)
     } else {
         ExitCode::SUCCESS

@@ -136,6 +136,8 @@ pub struct Decoder {
     /// Lines seen so far in the current input: the number of the line being decoded.
     line: u64,
     rows: usize,
+    /// Batches handed over so far.
+    flushes: u64,
     bad: BadLines,
     warnings: Vec<UnknownField>,
     utf8_valid_end: usize,
@@ -169,6 +171,7 @@ impl Decoder {
             carry_too_long: false,
             line: 0,
             rows: 0,
+            flushes: 0,
             bad: BadLines::default(),
             warnings: Vec::new(),
             utf8_valid_end: 0,
@@ -195,6 +198,12 @@ impl Decoder {
     /// Rows buffered and not yet flushed.
     pub fn buffered_rows(&self) -> usize {
         self.rows
+    }
+
+    /// Batches handed over by [`Decoder::flush`] so far: a reader that must drop the rows
+    /// of an input that failed tells from it whether they are still buffered.
+    pub fn flushes(&self) -> u64 {
+        self.flushes
     }
 
     /// True when a batch is full: call [`Decoder::flush`] before decoding more.
@@ -261,6 +270,7 @@ impl Decoder {
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
             .map_err(|source| self.arrow_error(source))?;
         self.rows = 0;
+        self.flushes += 1;
         Ok(Some(batch))
     }
 

@@ -70,9 +70,31 @@ impl<'a> Pipeline<'a> {
             .deregister_table("rollup")
             .map_err(|e| Error::query("detect", e))?;
         self.step("hour_metrics", &[]).await?;
+        // Records that end after now plus a margin come from a wrong clock: they are read and
+        // reported like the rest, but never decide where "the last day of data" is.
+        let horizon = crate::time_range::future_horizon();
+        let future = self
+            .scalar(
+                "future records",
+                &format!(
+                    "SELECT CAST(count(*) AS BIGINT) FROM traffic \
+                     WHERE log_status = 'OK' AND last_end > {horizon}"
+                ),
+            )
+            .await?
+            .unwrap_or(0);
+        if future > 0 {
+            tracing::warn!(
+                "{future} rollup rows end after now plus a day (a clock error?): they do not \
+                 set the detection window"
+            );
+        }
         self.scalar(
             "latest",
-            "SELECT max(last_end) FROM traffic WHERE log_status = 'OK'",
+            &format!(
+                "SELECT max(last_end) FROM traffic \
+                 WHERE log_status = 'OK' AND last_end <= {horizon}"
+            ),
         )
         .await
     }

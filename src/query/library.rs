@@ -191,7 +191,7 @@ impl NamedQuery {
                 ));
             }
         }
-        let mut sql = self.sql.clone();
+        let mut literals = std::collections::HashMap::new();
         for param in &self.params {
             let value = values
                 .iter()
@@ -206,9 +206,9 @@ impl NamedQuery {
                     )
                 })?;
             let literal = literal(param, value).map_err(|reason| Error::invalid(&flag, reason))?;
-            sql = sql.replace(&format!("${{{}}}", param.name), &literal);
+            literals.insert(param.name.as_str(), literal);
         }
-        Ok(sql)
+        Ok(substitute(&self.sql, |name| literals.get(name).map(String::as_str)))
     }
 
     fn param_names(&self) -> String {
@@ -253,6 +253,30 @@ fn parse_param(text: &str) -> Option<QueryParam> {
         default,
         doc: doc.to_string(),
     })
+}
+
+/// Replaces each `${name}` in `sql` for which `value` has text, in one pass from left to
+/// right: substituted text is never scanned again, so a value that itself contains `${…}`
+/// stays the literal it was quoted as. Unknown placeholders are kept as they are.
+pub(crate) fn substitute<'v>(sql: &str, value: impl Fn(&str) -> Option<&'v str>) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find('}').and_then(|end| Some((end, value(&after[..end])?))) {
+            Some((end, text)) => {
+                out.push_str(text);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn placeholders(sql: &str) -> Vec<String> {
@@ -376,6 +400,26 @@ mod tests {
                 query.name
             );
         }
+    }
+
+    #[test]
+    fn a_value_that_names_another_parameter_stays_a_literal() {
+        let q = NamedQuery::parse(
+            "-- name: t\n-- param: a text: one\n-- param: b text: two\n\
+             SELECT * FROM flows WHERE srcaddr = ${a} AND dstaddr = ${b}",
+            QueryOrigin::Builtin,
+        )
+        .unwrap();
+        let sql = q
+            .render(&[("a".into(), "${b}".into()), ("b".into(), " OR 1=1 --".into())])
+            .unwrap();
+        assert_eq!(
+            sql,
+            "SELECT * FROM flows WHERE srcaddr = '${b}' AND dstaddr = ' OR 1=1 --'"
+        );
+        // Placeholders that are not parameters, and a `${` with no end, pass through.
+        assert_eq!(substitute("${x} ${y", |n| (n == "y").then_some("Y")), "${x} ${y");
+        assert_eq!(substitute("a${y}b${y}", |_| Some("$")), "a$b$");
     }
 
     #[test]

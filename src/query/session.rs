@@ -188,6 +188,17 @@ impl FlowsSession {
         )
     }
 
+    /// Like [`FlowsSession::subset`], but reading every row of the objects whatever the
+    /// window they were listed with: a scheduled batch processes a late object's older
+    /// records instead of dropping them.
+    pub fn subset_all_rows(&self, objects: Vec<ObjectRef>) -> FlowsSession {
+        Self::with_table(
+            self.table.with_objects(objects).with_time_range(TimeRange::ALL),
+            ListingSummary::default(),
+            self.memory_limit,
+        )
+    }
+
     /// What listing found.
     pub fn listing(&self) -> &ListingSummary {
         &self.listing

@@ -43,6 +43,9 @@ pub struct ConvertSummary {
     pub bytes_out: u64,
     pub bad_lines: BadLines,
     pub failed_objects: usize,
+    /// Rows whose account or region is no AWS account id or region name (`../../x`, say):
+    /// written under the partition value `invalid`, never into a path built from them.
+    pub bad_partition_values: u64,
 }
 
 impl ConvertOptions {
@@ -223,27 +226,57 @@ impl Output {
     }
 }
 
+/// The partition value of rows whose account or region is not one AWS could have written.
+const INVALID: &str = "invalid";
+
+/// An account as AWS writes it: 12 digits, or `unknown` for some service-owned interfaces.
+fn valid_account(value: &str) -> bool {
+    value == "unknown" || (value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A region name: lower-case letters, digits and hyphens, starting with a letter
+/// (`us-east-1`, `us-gov-west-1`, `cn-northwest-1`), or `unknown`.
+fn valid_region(value: &str) -> bool {
+    (1..=32).contains(&value.len())
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// The partition of each row: account and region from the object's key (where AWS puts
-/// them), else from the record, else `unknown`; the hour from the record's start. The
-/// records themselves are written as they are.
-fn partitions_of(batch: &RecordBatch, key: &(Option<String>, Option<String>)) -> Vec<Partition> {
-    let text = |name: &str, from_key: &Option<String>, i: usize| {
-        from_key.clone().unwrap_or_else(|| {
+/// them), else from the record, else `unknown`; the hour from the record's start. A value
+/// that is no account id or region name becomes `invalid` (and is counted in `bad`): these
+/// values become folder names, and `../../x` must not leave the output. The records
+/// themselves are written as they are.
+fn partitions_of(
+    batch: &RecordBatch,
+    key: &(Option<String>, Option<String>),
+    bad: &mut Vec<String>,
+) -> Vec<Partition> {
+    let mut text = |name: &str, from_key: &Option<String>, i: usize, valid: fn(&str) -> bool| {
+        let value = from_key.clone().unwrap_or_else(|| {
             batch
                 .column_by_name(name)
                 .map(|c| c.as_string::<i32>())
                 .filter(|c| !c.is_null(i))
                 .map(|c| c.value(i).to_string())
                 .unwrap_or_else(|| "unknown".to_string())
-        })
+        });
+        if valid(&value) {
+            value
+        } else {
+            bad.push(format!("{name} {:?}", value));
+            INVALID.to_string()
+        }
     };
     let start = batch
         .column_by_name("start")
         .map(|c| c.as_primitive::<Int64Type>());
     (0..batch.num_rows())
         .map(|i| Partition {
-            account: text("account_id", &key.0, i),
-            region: text("region", &key.1, i),
+            account: text("account_id", &key.0, i, valid_account),
+            region: text("region", &key.1, i, valid_region),
             hour: start
                 .filter(|c| !c.is_null(i))
                 .map(|c| c.value(i).div_euclid(3600) * 3600)
@@ -316,7 +349,16 @@ pub async fn convert(
         let mut last_report = Instant::now();
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| Error::query("convert", e))?;
-            let parts = partitions_of(&batch, &key);
+            let mut bad = Vec::new();
+            let parts = partitions_of(&batch, &key, &mut bad);
+            for value in &bad {
+                if output.summary.bad_partition_values < 5 {
+                    tracing::warn!(
+                        "a record's {value} is no AWS value: its rows go to the `{INVALID}` partition"
+                    );
+                }
+                output.summary.bad_partition_values += 1;
+            }
             let mut from = 0;
             while from < parts.len() {
                 let to = (from..parts.len())

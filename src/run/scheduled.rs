@@ -47,6 +47,8 @@ pub struct RunConfig {
     pub baseline_days: i64,
     /// Seconds a lock holds before another run may take it over.
     pub lock_ttl: i64,
+    /// Runs that try an object that cannot be read before it is given up on.
+    pub max_attempts: u32,
     pub ocsf: bool,
     pub format: Option<FlowFormat>,
     pub s3: S3Options,
@@ -64,7 +66,18 @@ pub struct RunSummary {
     pub findings: BTreeMap<String, usize>,
     pub parquet_files: usize,
     pub bad_lines: u64,
+    /// Objects of this batch that could not be read; later runs retry them.
     pub failed_objects: usize,
+    /// Objects that failed in earlier runs, taken again in this batch.
+    pub retried_objects: usize,
+    /// Objects given up on after `max_attempts` runs failed to read them (named in the log).
+    pub abandoned_objects: Vec<String>,
+    /// Records that end before the checkpoint less the lookback, in objects that arrived
+    /// late: processed like the rest, counted so a late delivery is visible.
+    pub late_records: u64,
+    /// Objects whose keys say they are later than now plus a day: processed, but they do not
+    /// move the checkpoint.
+    pub future_objects: Vec<String>,
     pub seconds: f64,
 }
 
@@ -74,7 +87,18 @@ struct Checkpoint {
     high_water: i64,
     /// Objects processed within the lookback, so a relisting does not take them again.
     processed: BTreeSet<String>,
+    /// Objects that could not be read, retried by every run until they are read or have
+    /// failed `max_attempts` times.
+    #[serde(default)]
+    failed: BTreeMap<String, FailedObject>,
     runs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct FailedObject {
+    size: u64,
+    attempts: u32,
+    error: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -141,18 +165,22 @@ async fn lock(store: &StateStore, ttl: i64, owner: &str) -> Result<bool> {
         return Ok(true);
     }
     let location = store.location("lock.json");
-    let held: Option<Lock> = match store.get("lock.json").await? {
-        Some(bytes) => Some(parse(&bytes, &location)?),
-        None => None,
-    };
-    match held {
-        Some(l) if l.expires > now() => {
+    let held = store.get("lock.json").await?;
+    match held.as_deref().map(|bytes| parse::<Lock>(bytes, &location)) {
+        Some(Ok(l)) if l.expires > now() => {
             tracing::warn!(
                 "{location}: held by {} until {}",
                 l.owner,
                 crate::time_range::format_time(l.expires)
             );
             Ok(false)
+        }
+        Some(Err(e)) => {
+            // No run writes a lock it cannot read back (locks are created whole), so this
+            // is damage from outside or from an older version: it protects nothing.
+            tracing::warn!("{e}; taking the lock over");
+            store.delete("lock.json").await?;
+            store.create("lock.json", &body).await
         }
         _ => {
             tracing::warn!("{location}: taking over an expired lock");
@@ -187,6 +215,24 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
         Some(bytes) => parse(&bytes, &checkpoint_at)?,
         None => Checkpoint::default(),
     };
+    let horizon = crate::time_range::future_horizon();
+    if checkpoint.high_water > horizon {
+        // An earlier version believed a key dated in the future. Resume from the newest
+        // believable key it processed, or from now: waiting for 2099 would blind the task.
+        let believable = checkpoint
+            .processed
+            .iter()
+            .filter_map(|loc| crate::source::key_info(loc).window.map(|(_, hi)| hi))
+            .filter(|hi| *hi <= horizon)
+            .max()
+            .unwrap_or(horizon - crate::time_range::FUTURE_MARGIN);
+        tracing::warn!(
+            "{checkpoint_at}: the checkpoint is at {}, in the future; resuming from {}",
+            crate::time_range::format_time(checkpoint.high_water),
+            crate::time_range::format_time(believable)
+        );
+        checkpoint.high_water = believable;
+    }
     let since = (checkpoint.high_water > 0).then(|| checkpoint.high_water - config.lookback);
     let flows = FlowsConfig {
         sources: config.sources.clone(),
@@ -210,12 +256,24 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
             p
         }
         None => {
-            let fresh: Vec<ObjectRef> = listing
+            let mut fresh: Vec<ObjectRef> = listing
                 .selected_objects()
                 .into_iter()
                 .filter(|o| !matches!(o.location, ObjectLocation::Stdin))
-                .filter(|o| !checkpoint.processed.contains(&o.location.to_string()))
+                .filter(|o| {
+                    let location = o.location.to_string();
+                    !checkpoint.processed.contains(&location)
+                        && !checkpoint.failed.contains_key(&location)
+                })
                 .collect();
+            // Objects that failed before are taken again, listed or not.
+            fresh.extend(checkpoint.failed.iter().map(|(location, f)| {
+                object_from(&PendingObject {
+                    location: location.clone(),
+                    size: f.size,
+                })
+            }));
+            fresh.sort_by(|a, b| a.location.cmp(&b.location));
             if fresh.is_empty() {
                 return Ok(RunSummary {
                     status: "idle".into(),
@@ -223,7 +281,10 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
                     ..RunSummary::default()
                 });
             }
-            let names: Vec<String> = fresh.iter().map(|o| o.location.to_string()).collect();
+            // The run count makes every batch's name new: a retried object alone must not
+            // be taken for the batch that failed to read it and was folded.
+            let mut names: Vec<String> = fresh.iter().map(|o| o.location.to_string()).collect();
+            names.push(format!("run {}", checkpoint.runs));
             let pending = Pending {
                 batch: stable_id(&names),
                 objects: fresh
@@ -243,11 +304,18 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
     let mut summary = RunSummary {
         status: "ok".into(),
         batch: Some(pending.batch.clone()),
+        retried_objects: objects
+            .iter()
+            .filter(|o| checkpoint.failed.contains_key(&o.location.to_string()))
+            .count(),
         ..RunSummary::default()
     };
+    // Objects whose names tell no time are read at every run, and the others' rows are not
+    // cut to the listing's window: what a batch holds is processed whole.
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
 
     if let Some(out) = &config.convert {
-        let session = listing.subset(objects.clone());
+        let session = listing.subset_all_rows(objects.clone());
         let options = ConvertOptions {
             out: out.clone(),
             shard: None,
@@ -257,13 +325,39 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
         };
         let converted = convert(&session, &options, &|_| {}).await?;
         summary.parquet_files = converted.files.len();
+        failed.extend(
+            session
+                .stats()
+                .failures()
+                .into_iter()
+                .map(|f| (f.location, f.message)),
+        );
         failpoint::point("converted");
     }
 
-    let session = listing.subset(objects.clone());
+    let session = listing.subset_all_rows(objects.clone());
     let pipeline = Pipeline::new(session.context(), &config.catalog);
     let latest = pipeline.prepare(TimeRange::ALL).await?;
     let records = session.stats().rows();
+    let bad_lines = session.stats().bad_lines().total();
+    failed.extend(
+        session
+            .stats()
+            .failures()
+            .into_iter()
+            .map(|f| (f.location, f.message)),
+    );
+    if let Some(since) = since {
+        summary.late_records = late_records(&session, since).await?;
+        if summary.late_records > 0 {
+            tracing::warn!(
+                "{} records end before the checkpoint less the lookback ({}): objects arrived \
+                 late; they are processed with this batch",
+                summary.late_records,
+                crate::time_range::format_time(since)
+            );
+        }
+    }
     let baseline = load_baseline(store).await?;
     let name = format!(
         "findings-{}.{}",
@@ -331,9 +425,43 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
     failpoint::point("folded");
 
     for o in &objects {
-        checkpoint.processed.insert(o.location.to_string());
-        if let Some((_, hi)) = o.key.window {
-            checkpoint.high_water = checkpoint.high_water.max(hi);
+        let location = o.location.to_string();
+        if let Some(error) = failed.get(&location) {
+            let entry = checkpoint
+                .failed
+                .entry(location.clone())
+                .or_insert(FailedObject {
+                    size: o.size,
+                    attempts: 0,
+                    error: String::new(),
+                });
+            entry.attempts += 1;
+            entry.error = error.clone();
+            if entry.attempts < config.max_attempts {
+                tracing::warn!(
+                    "{location}: could not be read ({} of {} attempts); the next run tries again",
+                    entry.attempts,
+                    config.max_attempts
+                );
+                continue;
+            }
+            tracing::error!(
+                "{location}: given up after {} runs could not read it: {error}",
+                entry.attempts
+            );
+            checkpoint.failed.remove(&location);
+            summary.abandoned_objects.push(location.clone());
+        } else {
+            checkpoint.failed.remove(&location);
+        }
+        checkpoint.processed.insert(location.clone());
+        match o.key.window {
+            Some((lo, _)) if lo > horizon => {
+                crate::source::warn_future(&location, lo);
+                summary.future_objects.push(location);
+            }
+            Some((_, hi)) => checkpoint.high_water = checkpoint.high_water.max(hi),
+            None => {}
         }
     }
     // Forget what can no longer be listed again: objects older than the lookback (and a
@@ -361,13 +489,32 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
     store.delete("pending.json").await?;
     failpoint::point("done");
 
-    let stats = session.stats();
     summary.objects = objects.len() as u64;
     summary.records = records;
-    summary.bad_lines = stats.bad_lines().total();
-    summary.failed_objects = stats.failures().len();
+    summary.bad_lines = bad_lines;
+    summary.failed_objects = failed.len();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Records of the batch that end before `since` (objects are pruned by their keys, so only
+/// those that may hold such records are read again).
+async fn late_records(session: &FlowsSession, since: i64) -> Result<u64> {
+    let batches = session
+        .sql(&format!(
+            "SELECT CAST(count(*) AS BIGINT) FROM flows WHERE \"end\" < {since}"
+        ))
+        .await?;
+    Ok(batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0).max(0) as u64)
+        })
+        .unwrap_or(0))
 }
 
 /// The hours the batch covers.

@@ -84,9 +84,18 @@ impl StateStore {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(&location, e))?;
                 }
-                let staging = path.with_extension("partial");
-                std::fs::write(&staging, bytes).map_err(|e| Error::io(&location, e))?;
-                std::fs::rename(&staging, &path).map_err(|e| Error::io(&location, e))
+                let folder = path.parent().unwrap_or(dir);
+                let mut staging = tempfile::NamedTempFile::new_in(folder)
+                    .map_err(|e| Error::io(&location, e))?;
+                use std::io::Write;
+                staging
+                    .write_all(bytes)
+                    .and_then(|()| staging.as_file().sync_all())
+                    .map_err(|e| Error::io(&location, e))?;
+                staging
+                    .persist(&path)
+                    .map(|_| ())
+                    .map_err(|e| Error::io(&location, e.error))
             }
             StateStore::S3 { client, url } => client
                 .put_object()
@@ -107,16 +116,18 @@ impl StateStore {
         match self {
             StateStore::Local(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(&location, e))?;
-                match std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(dir.join(name))
-                {
-                    Ok(mut file) => {
-                        use std::io::Write;
-                        file.write_all(bytes).map_err(|e| Error::io(&location, e))?;
-                        Ok(true)
-                    }
+                // Written whole to a temporary file first, then linked into place: the link
+                // fails if the name exists, and a failed write (disk full) never leaves an
+                // empty or half-written object under the name.
+                let mut staging =
+                    tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(&location, e))?;
+                use std::io::Write;
+                staging
+                    .write_all(bytes)
+                    .and_then(|()| staging.as_file().sync_all())
+                    .map_err(|e| Error::io(&location, e))?;
+                match std::fs::hard_link(staging.path(), dir.join(name)) {
+                    Ok(()) => Ok(true),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
                     Err(e) => Err(Error::io(location, e)),
                 }

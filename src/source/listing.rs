@@ -14,7 +14,7 @@ use super::object::{ObjectRef, flow_log_name};
 use super::s3_client::s3_error;
 use super::s3_url::S3Url;
 use crate::error::{Error, Result};
-use crate::time_range::TimeRange;
+use crate::time_range::{TimeRange, future_horizon};
 
 /// Prefix listings in flight at once.
 const LIST_CONCURRENCY: usize = 16;
@@ -111,12 +111,26 @@ pub async fn latest_key_start(
         "newest data probed with {} S3 list requests",
         listing.list_requests
     );
-    Ok(listing
-        .objects
-        .iter()
-        .filter_map(|o| o.key.window)
-        .map(|(lo, _)| lo)
-        .max())
+    let horizon = future_horizon();
+    let mut latest = None;
+    for object in &listing.objects {
+        match object.key.window {
+            Some((lo, _)) if lo > horizon => warn_future(&object.location.to_string(), lo),
+            Some((lo, _)) => latest = latest.max(Some(lo)),
+            None => {}
+        }
+    }
+    Ok(latest)
+}
+
+/// Names an object or folder whose key says it is later than the clock allows. It is still
+/// listed and read when a window takes it in, but never sets a window or a checkpoint.
+pub(crate) fn warn_future(location: &str, start: i64) {
+    tracing::warn!(
+        "{location}: its key says {}, after now plus a day: taken for a misnamed object or a \
+         clock error and not used to find the newest data",
+        crate::time_range::format_time(start)
+    );
 }
 
 struct Level {
@@ -183,7 +197,16 @@ async fn list_s3(
             .filter(|p| filter.admits(&prefix_info(p)))
             .collect();
         if filter.latest_only {
+            // The latest folder whose date is not in the future: a folder dated 2099 beside
+            // the real archive must not hide it.
+            let horizon = future_horizon();
             let start = |p: &String| prefix_info(p).window.map(|(lo, _)| lo);
+            for p in &prefixes {
+                if let Some(lo) = start(p).filter(|lo| *lo > horizon) {
+                    warn_future(&format!("s3://{}/{p}", url.bucket), lo);
+                }
+            }
+            prefixes.retain(|p| start(p).is_none_or(|lo| lo <= horizon));
             if let Some(latest) = prefixes.iter().filter_map(start).max() {
                 prefixes.retain(|p| start(p).is_none_or(|lo| lo == latest));
             }

@@ -2,6 +2,7 @@
 //! through decompression into the decoder. The only layer that does I/O, and the only one
 //! that talks to S3.
 
+mod held_rows;
 mod key_layout;
 mod listing;
 mod local_listing;
@@ -16,6 +17,7 @@ mod scan_stats;
 
 pub use key_layout::key_info;
 pub use listing::{ListFilter, latest_key_start, list_sources};
+pub(crate) use listing::warn_future;
 pub use object::{ObjectLocation, ObjectRef};
 pub use object_reader::{ReadContext, scan_objects};
 pub(crate) use s3_client::s3_error as s3_error_for;

@@ -13,6 +13,7 @@ use aws_sdk_s3::Client;
 use flate2::read::MultiGzDecoder;
 use tokio::runtime::Handle;
 
+use super::held_rows::HeldRows;
 use super::object::{ObjectLocation, ObjectRef};
 use super::parquet_object::{read_parquet, read_s3_parquet};
 use super::s3_reader::{PendingGet, read_s3_text, start_get};
@@ -46,6 +47,7 @@ pub fn scan_objects(
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<()> {
     let mut decoder = Decoder::new(options.clone());
+    let mut held = HeldRows::default();
     let mut send = |batch: RecordBatch| {
         stats.rows_out(batch.num_rows() as u64);
         emit(batch)
@@ -74,17 +76,58 @@ pub fn scan_objects(
             ahead.push_back(prefetch(context, o));
         }
         decoder.start_input(location.clone());
-        let outcome = read_object(object, pending, &mut decoder, options, context, &mut send);
-        stats.add_bad_lines(&decoder.take_bad_lines());
+        // The object's rows are held until it has been read to its end (see HeldRows). Rows
+        // of earlier objects still buffered in the decoder (`shared`) are not the object's.
+        let shared = decoder.buffered_rows();
+        let flushes = decoder.flushes();
+        let mut hold_error = None;
+        let outcome = read_object(object, pending, &mut decoder, options, context, &mut |b| {
+            match held.push(b) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    hold_error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        });
+        let outcome = match hold_error {
+            Some(error) => return Err(error),
+            None => outcome,
+        };
+        let bad_lines = decoder.take_bad_lines();
         stats.add_unknown_fields(decoder.take_unknown_fields());
         match outcome {
             Ok(ControlFlow::Continue(())) => {
+                stats.add_bad_lines(&bad_lines);
                 stats.object_read(object.size);
                 s3_failures_in_a_row = 0;
+                if held.release(&mut send)?.is_break() {
+                    return Ok(());
+                }
             }
             Ok(ControlFlow::Break(())) => return Ok(()),
             Err(error) if options.strict => return Err(error),
             Err(error) => {
+                // Only the rows of earlier objects go on; this object's bad lines are not
+                // counted either: its failure says more than the garbage it decoded to.
+                let first = match decoder.flushes() > flushes {
+                    // The decoder handed over batches: the first one led with the shared rows,
+                    // and everything it still buffers is this object's.
+                    true => {
+                        decoder.flush()?;
+                        held.discard()
+                    }
+                    // Nothing handed over: the shared rows lead the decoder's buffer.
+                    false => {
+                        held.discard();
+                        decoder.flush()?
+                    }
+                };
+                if let Some(batch) = first.filter(|_| shared > 0)
+                    && send(batch.slice(0, shared)).is_break()
+                {
+                    return Ok(());
+                }
                 let message = failure_message(&error);
                 if matches!(object.location, ObjectLocation::S3(_)) {
                     s3_failures_in_a_row += 1;

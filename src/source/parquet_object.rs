@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions};
 use arrow::compute::kernels::cmp::{gt_eq, lt};
-use arrow::compute::{and_kleene, cast, filter_record_batch};
+use arrow::compute::{CastOptions, and_kleene, cast, cast_with_options, filter_record_batch};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use aws_sdk_s3::Client;
@@ -58,6 +58,55 @@ impl ParquetMapper {
             .collect()
     }
 
+    /// Checks a file's columns against the `flows` CONTRACT before any row is read: at least
+    /// one flow log field, and each such field of a type that maps onto the contract's
+    /// without loss (integers of any width whose values are checked when cast, strings in
+    /// any encoding). Other columns are warned about and skipped, as unknown header fields
+    /// are in text; a file that is no flow log at all is a bad object, not rows of NULLs.
+    fn check(&self, file_schema: &Schema) -> Result<()> {
+        let contract = crate::format::flows_schema();
+        let mut known = 0;
+        let mut unknown = Vec::new();
+        for field in file_schema.fields() {
+            let Ok(wanted) = contract.field_with_name(field.name()) else {
+                unknown.push(field.name().as_str());
+                continue;
+            };
+            known += 1;
+            if !maps_onto(field.data_type(), wanted.data_type()) {
+                return Err(Error::invalid(
+                    &self.location,
+                    format!(
+                        "not a flow log Parquet object: column `{}` is {}, the flows table \
+                         has it as {}",
+                        field.name(),
+                        field.data_type(),
+                        wanted.data_type()
+                    ),
+                ));
+            }
+        }
+        if known == 0 {
+            let shown: Vec<&str> = unknown.iter().take(5).copied().collect();
+            return Err(Error::invalid(
+                &self.location,
+                format!(
+                    "not a flow log Parquet object: none of its columns ({}) is a flow log \
+                     field",
+                    shown.join(", ")
+                ),
+            ));
+        }
+        if !unknown.is_empty() {
+            tracing::warn!(
+                "{}: columns that are not flow log fields are skipped: {}",
+                self.location,
+                unknown.join(", ")
+            );
+        }
+        Ok(())
+    }
+
     fn arrow_error(&self, source: ArrowError) -> Error {
         Error::Arrow {
             location: self.location.clone(),
@@ -78,7 +127,8 @@ impl ParquetMapper {
             .iter()
             .map(|field| match batch.column_by_name(field.name()) {
                 Some(col) if col.data_type() == field.data_type() => Ok(col.clone()),
-                Some(col) => cast(col, field.data_type()),
+                // Checked casts: a value that does not fit is an error, never a NULL.
+                Some(col) => cast_with_options(col, field.data_type(), &CHECKED),
                 None => Ok(arrow::array::new_null_array(field.data_type(), rows)),
             })
             .collect::<std::result::Result<Vec<ArrayRef>, _>>()
@@ -86,6 +136,22 @@ impl ParquetMapper {
         let opts = RecordBatchOptions::new().with_row_count(Some(rows));
         RecordBatch::try_new_with_options(self.out_schema.clone(), columns, &opts)
             .map_err(|e| self.arrow_error(e))
+    }
+}
+
+const CHECKED: CastOptions<'static> = CastOptions {
+    safe: false,
+    format_options: arrow::util::display::FormatOptions::new(),
+};
+
+/// Whether a file column of type `from` maps onto the contract's `to` without loss.
+fn maps_onto(from: &DataType, to: &DataType) -> bool {
+    let text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    match (from, to) {
+        (DataType::Dictionary(_, value), _) => maps_onto(value, to),
+        (f, t) if text(t) => text(f),
+        (f, DataType::Int32 | DataType::Int64) => f.is_integer(),
+        (f, t) => f == t,
     }
 }
 
@@ -139,6 +205,7 @@ pub(crate) fn read_parquet(
     };
     let file = File::open(path).map_err(|e| Error::io(location, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
+    mapper.check(builder.schema())?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), mapper.roots(builder.schema()));
     let reader = builder
         .with_projection(mask)
@@ -180,16 +247,16 @@ pub(crate) fn read_s3_parquet(
         url: url.clone(),
         size,
     };
-    let mut stream = handle
-        .block_on(async {
-            let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-            let roots = mapper.roots(builder.schema());
-            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-            builder
-                .with_projection(mask)
-                .with_batch_size(options.batch_size)
-                .build()
-        })
+    let builder = handle
+        .block_on(ParquetRecordBatchStreamBuilder::new(reader))
+        .map_err(perr)?;
+    mapper.check(builder.schema())?;
+    let roots = mapper.roots(builder.schema());
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let mut stream = builder
+        .with_projection(mask)
+        .with_batch_size(options.batch_size)
+        .build()
         .map_err(perr)?;
     // One batch at a time: `emit` blocks on a channel, which must not happen inside the
     // runtime.

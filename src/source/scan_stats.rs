@@ -40,9 +40,15 @@ impl ScanStats {
         }
     }
 
+    /// Records an object that failed; one that fails again in a second scan of the same
+    /// run (detection reads some objects twice) is counted and reported once.
     pub(crate) fn add_failure(&self, failure: ObjectFailure) {
+        let mut failures = lock(&self.failures);
+        if failures.iter().any(|f| f.location == failure.location) {
+            return;
+        }
         tracing::error!("{}: {}", failure.location, failure.message);
-        lock(&self.failures).push(failure);
+        failures.push(failure);
     }
 
     /// Adds what another scan saw (a job's scans of parts of the archive roll up here).
@@ -51,7 +57,9 @@ impl ScanStats {
         self.bytes.fetch_add(other.bytes(), Ordering::Relaxed);
         self.rows.fetch_add(other.rows(), Ordering::Relaxed);
         self.add_bad_lines(&other.bad_lines());
-        lock(&self.failures).extend(other.failures());
+        for failure in other.failures() {
+            self.add_failure(failure);
+        }
         let mut seen = lock(&self.unknown_fields);
         for field in other.unknown_fields() {
             seen.entry(field.field.clone()).or_insert(field);

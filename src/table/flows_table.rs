@@ -78,6 +78,12 @@ impl FlowsTable {
             .collect()
     }
 
+    /// The same table with another row window.
+    pub fn with_time_range(mut self, range: TimeRange) -> Self {
+        self.options.time_range = range;
+        self
+    }
+
     pub fn stats(&self) -> Arc<ScanStats> {
         self.stats.clone()
     }

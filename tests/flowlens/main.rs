@@ -1,6 +1,10 @@
 //! End-to-end tests of the `flowlens` binary, run as a user runs it. One test binary for
 //! the whole crate (each binary is a large link).
 
+// Tests of bad input, faults and hostile values (issue: nothing lost, nothing written where
+// it does not belong) go in here; each names the defect it pins down.
+mod reliability;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
