@@ -69,6 +69,13 @@ pub enum Error {
         source: datafusion::error::DataFusionError,
     },
 
+    /// A query needed more memory than the limit and could not spill its way around it.
+    #[error(
+        "{location}: the query needs more memory than the limit allows (raise --memory-mb or \
+         FLOWLENS_MEMORY_MB): {message}"
+    )]
+    MemoryLimit { location: String, message: String },
+
     /// A user-supplied value that does not make sense, e.g. `--since yesterday-ish`.
     #[error("{location}: {reason}")]
     Invalid { location: String, reason: String },
@@ -93,9 +100,14 @@ impl Error {
         location: impl Into<String>,
         source: datafusion::error::DataFusionError,
     ) -> Self {
-        Error::Query {
-            location: location.into(),
-            source,
+        let location = location.into();
+        if let datafusion::error::DataFusionError::ResourcesExhausted(message) = source.find_root()
+        {
+            return Error::MemoryLimit {
+                location,
+                message: message.clone(),
+            };
         }
+        Error::Query { location, source }
     }
 }

@@ -29,7 +29,10 @@ pub use failpoint::request_stop;
 pub use format::{FIELDS, FlowFormat, column_index, flows_schema};
 pub use generate::{GenerateOptions, KeyLayout, generate};
 pub use output::{OutputFormat, OutputOptions, write_batches, write_stream, write_text};
-pub use query::{FUNCTION_DOCS, FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin, is_private};
+pub use query::{
+    FUNCTION_DOCS, FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin, Statement,
+    default_memory_limit, is_private,
+};
 pub use run::{
     ConvertOptions, ConvertSummary, RunConfig, athena_ddl, convert, remove_stale, run_once,
 };

@@ -69,9 +69,12 @@ pub async fn write_stream(
         Some(Err(reason)) => return Err(Error::invalid("--out", reason)),
         None => None,
     };
-    let staging = match &s3_target {
-        Some(_) => Some(tempfile::NamedTempFile::new().map_err(|e| Error::io("--out", e))?),
-        None => None,
+    // The result goes to a temporary file first (beside a local `--out`, so the rename is
+    // atomic): a statement that fails half way leaves an existing file as it was.
+    let staging = match (&s3_target, &options.out) {
+        (Some(_), _) => Some(tempfile::NamedTempFile::new().map_err(|e| Error::io("--out", e))?),
+        (None, Some(path)) => Some(staging_beside(path)?),
+        (None, None) => None,
     };
     let local = OutputOptions {
         out: staging
@@ -93,9 +96,16 @@ pub async fn write_stream(
         sink.write(&batch)?;
     }
     sink.finish(rows)?;
-    if let (Some(url), Some(file)) = (s3_target, staging) {
-        let client = s3_client(&options.s3).await;
-        upload_file(&client, &url, file.path()).await?;
+    match (s3_target, staging, &options.out) {
+        (Some(url), Some(file), _) => {
+            let client = s3_client(&options.s3).await;
+            upload_file(&client, &url, file.path()).await?;
+        }
+        (None, Some(file), Some(path)) => {
+            file.persist(path)
+                .map_err(|e| Error::io(path.display().to_string(), e.error))?;
+        }
+        _ => {}
     }
     Ok(rows)
 }
@@ -119,11 +129,31 @@ pub async fn write_text(text: &str, out: Option<&Path>, s3: &S3Options) -> Resul
         Some(Err(reason)) => Err(Error::invalid("--out", reason)),
         None => {
             let location = path.display().to_string();
-            let mut file = create(path, &location)?;
-            file.write_all(text.as_bytes())
-                .map_err(|e| Error::io(&location, e))
+            let mut staging = staging_beside(path)?;
+            staging
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io(&location, e))?;
+            staging
+                .persist(path)
+                .map(|_| ())
+                .map_err(|e| Error::io(&location, e.error))
         }
     }
+}
+
+/// A temporary file in the folder of `path` (created if missing), to be renamed over it once
+/// complete: readers see the old file or the new one, never half of one.
+fn staging_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let location = path.display().to_string();
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(&location, e))?;
+    tempfile::Builder::new()
+        .prefix(".flowlens-")
+        .tempfile_in(parent)
+        .map_err(|e| Error::io(location, e))
 }
 
 /// Writes batches already in memory.

@@ -156,9 +156,17 @@ mod tests {
             parse_time("--since", "1760270400", now()).unwrap(),
             1760270400
         );
-        for wild in ["9223372036854775807", "300000000000", "1000000000000h", "1969-12-31"] {
+        for wild in [
+            "9223372036854775807",
+            "300000000000",
+            "1000000000000h",
+            "1969-12-31",
+        ] {
             let err = parse_time("--since", wild, now()).unwrap_err().to_string();
-            assert!(err.contains("outside 1970-01-01 .. 9999-12-31"), "{wild}: {err}");
+            assert!(
+                err.contains("outside 1970-01-01 .. 9999-12-31"),
+                "{wild}: {err}"
+            );
         }
         let err = parse_time("--since", "yesterday-ish", now()).unwrap_err();
         assert!(

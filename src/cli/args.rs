@@ -96,6 +96,11 @@ pub struct SourceArgs {
     /// S3 objects read at once.
     #[arg(long, value_name = "N", default_value_t = flowlens::DEFAULT_CONCURRENCY)]
     pub s3_concurrency: usize,
+
+    /// Memory for sorts, joins and aggregations before they spill to disk, in megabytes
+    /// (default: half of the machine's or the container's memory).
+    #[arg(long, value_name = "MB", env = "FLOWLENS_MEMORY_MB")]
+    pub memory_mb: Option<usize>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -173,10 +178,6 @@ pub struct ConvertArgs {
     /// Start a new file once one reaches this many megabytes.
     #[arg(long, value_name = "MB", default_value_t = 128)]
     pub file_mb: usize,
-
-    /// Memory for sorting before it spills to disk, in megabytes.
-    #[arg(long, value_name = "MB", default_value_t = 2048)]
-    pub memory_mb: usize,
 
     /// Print the Athena CREATE TABLE for the output and exit.
     #[arg(long)]

@@ -16,12 +16,11 @@ pub async fn run(args: ConvertArgs, quiet: bool) -> Result<ExitCode> {
         outln!("{}", athena_ddl(&args.out))?;
         return Ok(ExitCode::SUCCESS);
     }
-    if args.file_mb == 0 || args.memory_mb == 0 {
-        return Err(usage("--file-mb and --memory-mb must be at least 1"));
+    if args.file_mb == 0 {
+        return Err(usage("--file-mb must be at least 1"));
     }
     let mut config = flows_config(&args.source)?;
     config.shard = args.shard;
-    config.memory_limit = Some(args.memory_mb << 20);
     let started = Instant::now();
     let session = open_session(&config).await?;
     report::selected(&session, quiet);

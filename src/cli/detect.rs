@@ -55,6 +55,8 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut config = flows_config(&args.source)?;
+    // Detection learns from the data, then reads the examined day again.
+    config.reads_twice = true;
     let window = match (config.time_range.since, config.time_range.until) {
         (Some(since), Some(until)) => Some((since, until)),
         (Some(since), None) => Some((since, since + flowlens::DAY)),
@@ -163,7 +165,8 @@ pub async fn run_evaluate(args: EvaluateArgs, quiet: bool) -> Result<ExitCode> {
             .join("labels.jsonl"),
     };
     let labels = read_labels(&labels_path).map_err(usage)?;
-    let config = flows_config(&args.source)?;
+    let mut config = flows_config(&args.source)?;
+    config.reads_twice = true;
     let started = Instant::now();
     let session = open_session(&config).await?;
     report::selected(&session, quiet);

@@ -31,6 +31,9 @@ use flowlens::{
     write_stream,
 };
 
+/// The least `--memory-mb` honoured: below it a sort cannot hold the batches it merges.
+const MIN_MEMORY_MB: usize = 64;
+
 /// Exit code for a run where some objects could not be read (DESIGN.md).
 pub const EXIT_PARTIAL: u8 = 3;
 
@@ -95,6 +98,16 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
     if args.s3_concurrency == 0 {
         return Err(usage("--s3-concurrency must be at least 1"));
     }
+    let memory_limit = match args.memory_mb {
+        Some(mb) if mb < MIN_MEMORY_MB => {
+            return Err(usage(format!(
+                "--memory-mb {mb}: at least {MIN_MEMORY_MB} (sorts need room to merge what \
+                 they spill)"
+            )));
+        }
+        Some(mb) => mb << 20,
+        None => flowlens::default_memory_limit(),
+    };
     Ok(FlowsConfig {
         sources: args.sources.clone(),
         format,
@@ -107,7 +120,8 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
             concurrency: Some(args.s3_concurrency),
         },
         shard: None,
-        memory_limit: None,
+        memory_limit: Some(memory_limit),
+        reads_twice: false,
     })
 }
 
@@ -136,21 +150,66 @@ fn output_options(args: &OutputArgs, source: &SourceArgs) -> Result<OutputOption
 }
 
 async fn sql(args: SqlArgs, quiet: bool) -> Result<ExitCode> {
-    let config = flows_config(&args.source)?;
+    let mut config = flows_config(&args.source)?;
     let output = output_options(&args.output, &args.source)?;
+    let statements = match &args.sql {
+        Some(sql) => Some(FlowsSession::split(sql)?),
+        None => None,
+    };
+    if let Some(statements) = &statements {
+        check_one_result(statements, &output)?;
+        // Each statement scans the sources again: a pipe must be kept for the second.
+        config.reads_twice = statements.len() > 1;
+    }
     let started = Instant::now();
     let session = open_session(&config).await?;
     report::selected(&session, quiet);
-    match args.sql {
-        Some(sql) => {
-            for statement in session.parse(&sql)? {
-                let stream = session.execute(statement).await?;
-                write_stream(stream, &output).await?;
-            }
-        }
+    match statements {
+        Some(statements) => run_statements(&session, statements, &output).await?,
         None => shell::run(&session, &output).await?,
     }
     Ok(report::finished(&session, started, quiet))
+}
+
+/// `--out` holds one result: several statements that return rows would overwrite each
+/// other's, so they are refused (statements that only set up, like CREATE VIEW, are fine).
+fn check_one_result(statements: &[flowlens::Statement], output: &OutputOptions) -> Result<()> {
+    let results = statements
+        .iter()
+        .filter(|s| FlowsSession::returns_rows(s))
+        .count();
+    if output.out.is_some() && results > 1 {
+        return Err(usage(format!(
+            "--out holds one result, but {results} statements return rows: run them one at a \
+             time, or leave out --out"
+        )));
+    }
+    Ok(())
+}
+
+async fn run_statements(
+    session: &FlowsSession,
+    statements: Vec<flowlens::Statement>,
+    output: &OutputOptions,
+) -> Result<()> {
+    for statement in statements {
+        let rows = FlowsSession::returns_rows(&statement);
+        let stream = session.execute(statement).await?;
+        // What a set-up statement returns is not a result for `--out`.
+        match (rows, &output.out) {
+            (false, Some(_)) => {
+                use futures::StreamExt;
+                let mut stream = stream;
+                while let Some(batch) = stream.next().await {
+                    batch?;
+                }
+            }
+            _ => {
+                write_stream(stream, output).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn library(dir: &Option<std::path::PathBuf>) -> Result<QueryLibrary> {
@@ -186,15 +245,15 @@ async fn named_query(args: QueryArgs, quiet: bool) -> Result<ExitCode> {
     };
     let query = library.get(name).map_err(usage)?;
     let sql = query.render(&args.params).map_err(usage)?;
-    let config = flows_config(&args.source)?;
+    let mut config = flows_config(&args.source)?;
     let output = output_options(&args.output, &args.source)?;
+    let statements = FlowsSession::split(&sql)?;
+    check_one_result(&statements, &output)?;
+    config.reads_twice = statements.len() > 1;
     let started = Instant::now();
     let session = open_session(&config).await?;
     report::selected(&session, quiet);
-    for statement in session.parse(&sql)? {
-        let stream = session.execute(statement).await?;
-        write_stream(stream, &output).await?;
-    }
+    run_statements(&session, statements, &output).await?;
     Ok(report::finished(&session, started, quiet))
 }
 

@@ -22,6 +22,7 @@ struct Settings {
     baseline_days: Option<i64>,
     lock_ttl: Option<String>,
     max_attempts: Option<u32>,
+    memory_mb: Option<usize>,
     findings_format: Option<String>,
     format: Option<String>,
     endpoint_url: Option<String>,
@@ -79,11 +80,22 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
         None => file.baseline_days.unwrap_or(14),
     };
     let max_attempts = match env("max_attempts") {
-        Some(v) => v
-            .parse()
-            .map_err(|_| usage(format!("FLOWLENS_MAX_ATTEMPTS: `{v}` is not a whole number")))?,
+        Some(v) => v.parse().map_err(|_| {
+            usage(format!(
+                "FLOWLENS_MAX_ATTEMPTS: `{v}` is not a whole number"
+            ))
+        })?,
         None => file.max_attempts.unwrap_or(5),
     };
+    let memory_limit = match env("memory_mb") {
+        Some(v) => Some(
+            v.parse::<usize>()
+                .map_err(|_| usage(format!("FLOWLENS_MEMORY_MB: `{v}` is not a whole number")))?,
+        ),
+        None => file.memory_mb,
+    }
+    .map(|mb| mb << 20)
+    .unwrap_or_else(flowlens::default_memory_limit);
     if max_attempts < 1 {
         return Err(usage("max_attempts: at least 1"));
     }
@@ -123,6 +135,7 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
         baseline_days,
         lock_ttl,
         max_attempts,
+        memory_limit,
         ocsf,
         format,
         s3: S3Options {
@@ -151,9 +164,11 @@ pub async fn run(args: RunArgs, _quiet: bool) -> Result<ExitCode> {
     }
     let summary = run_once(&config).await?;
     outln!("{}", serde_json::to_string(&summary)?)?;
-    Ok(if summary.failed_objects > 0 || !summary.abandoned_objects.is_empty() {
-        ExitCode::from(super::EXIT_PARTIAL)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if summary.failed_objects > 0 || !summary.abandoned_objects.is_empty() {
+            ExitCode::from(super::EXIT_PARTIAL)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }

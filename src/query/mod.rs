@@ -4,6 +4,7 @@ mod functions;
 mod library;
 mod session;
 
+pub use datafusion::sql::parser::Statement;
 pub use functions::{FUNCTION_DOCS, is_private};
 pub use library::{NamedQuery, QueryLibrary, QueryOrigin};
-pub use session::{FlowsConfig, FlowsSession};
+pub use session::{FlowsConfig, FlowsSession, default_memory_limit};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
@@ -42,12 +43,36 @@ pub struct FlowsConfig {
     pub shard: Option<(u32, u32)>,
     /// Memory for sorts and joins before they spill to disk (default: unlimited).
     pub memory_limit: Option<usize>,
+    /// The job reads its sources more than once: standard input (`-`) is copied to a
+    /// temporary file first, since a pipe can be read only once.
+    pub reads_twice: bool,
 }
 
 impl FlowsConfig {
     /// Whether any source is on S3 (and so an S3 client is needed).
     pub fn uses_s3(&self) -> bool {
         self.sources.iter().any(|s| S3Url::parse(s).is_some())
+    }
+}
+
+/// The memory DataFusion's operators may use when no `--memory-mb` is given: half of what
+/// the machine, or the container's cgroup limit, allows (2 GiB when neither can be read).
+pub fn default_memory_limit() -> usize {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let total = read("/proc/meminfo").and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+            .map(|kb| kb * 1024)
+    });
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match (total, cgroup) {
+        (Some(t), Some(c)) => t.min(c) / 2,
+        (Some(t), None) => t / 2,
+        (None, Some(c)) => c / 2,
+        (None, None) => 2 << 30,
     }
 }
 
@@ -107,6 +132,9 @@ impl FlowsConfig {
 impl FlowsSession {
     /// Lists the sources and registers the `flows` table and functions.
     pub async fn open(config: &FlowsConfig) -> Result<Self> {
+        if config.reads_twice && config.sources.iter().any(|s| s == "-") {
+            crate::source::spool_stdin()?;
+        }
         let client = config.client().await;
         let mut listing = list_sources(&config.sources, &config.filter(), client.as_ref()).await?;
         if let Some((index, count)) = config.shard {
@@ -145,7 +173,14 @@ impl FlowsSession {
         let config = SessionConfig::new().with_information_schema(true);
         let mut runtime = RuntimeEnvBuilder::new();
         if let Some(limit) = memory_limit {
-            runtime = runtime.with_memory_limit(limit, 1.0);
+            // Fair shares, so the sorts and aggregations of a plan each spill within their
+            // part instead of the first one taking it all and the next failing; the largest
+            // consumers are named when a query fails anyway.
+            let pool = TrackConsumersPool::new(
+                FairSpillPool::new(limit),
+                std::num::NonZeroUsize::new(3).unwrap_or(std::num::NonZeroUsize::MIN),
+            );
+            runtime = runtime.with_memory_pool(Arc::new(pool));
         }
         let ctx = match runtime.build_arc() {
             Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
@@ -193,7 +228,9 @@ impl FlowsSession {
     /// records instead of dropping them.
     pub fn subset_all_rows(&self, objects: Vec<ObjectRef>) -> FlowsSession {
         Self::with_table(
-            self.table.with_objects(objects).with_time_range(TimeRange::ALL),
+            self.table
+                .with_objects(objects)
+                .with_time_range(TimeRange::ALL),
             ListingSummary::default(),
             self.memory_limit,
         )
@@ -206,8 +243,24 @@ impl FlowsSession {
 
     /// Splits SQL text into statements; a syntax error names the problem plainly.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        Self::split(sql)
+    }
+
+    /// Splits SQL text into statements without a session.
+    pub fn split(sql: &str) -> Result<Vec<Statement>> {
         let statements = DFParser::parse_sql(sql).map_err(|e| Error::query("SQL", e))?;
         Ok(statements.into_iter().collect())
+    }
+
+    /// Whether a statement returns rows (a query or EXPLAIN), not only changes the session
+    /// (CREATE VIEW, SET).
+    pub fn returns_rows(statement: &Statement) -> bool {
+        use datafusion::sql::sqlparser::ast::Statement as Ast;
+        match statement {
+            Statement::Statement(s) => matches!(**s, Ast::Query(_) | Ast::Explain { .. }),
+            Statement::Explain(_) => true,
+            _ => false,
+        }
     }
 
     /// Plans and starts one statement; batches stream as they are computed.

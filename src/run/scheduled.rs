@@ -49,6 +49,8 @@ pub struct RunConfig {
     pub lock_ttl: i64,
     /// Runs that try an object that cannot be read before it is given up on.
     pub max_attempts: u32,
+    /// Memory for DataFusion's operators before they spill, in bytes.
+    pub memory_limit: usize,
     pub ocsf: bool,
     pub format: Option<FlowFormat>,
     pub s3: S3Options,
@@ -239,6 +241,7 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
         format: config.format.clone(),
         time_range: TimeRange { since, until: None },
         s3: config.s3.clone(),
+        memory_limit: Some(config.memory_limit),
         ..FlowsConfig::default()
     };
     let listing = FlowsSession::open(&flows).await?;

@@ -85,8 +85,8 @@ impl StateStore {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(&location, e))?;
                 }
                 let folder = path.parent().unwrap_or(dir);
-                let mut staging = tempfile::NamedTempFile::new_in(folder)
-                    .map_err(|e| Error::io(&location, e))?;
+                let mut staging =
+                    tempfile::NamedTempFile::new_in(folder).map_err(|e| Error::io(&location, e))?;
                 use std::io::Write;
                 staging
                     .write_all(bytes)

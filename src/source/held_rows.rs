@@ -82,7 +82,8 @@ impl HeldRows {
             .writer
             .finish()
             .map_err(|source| arrow_error(&spill.path, source))?;
-        let file = File::open(&spill.path).map_err(|e| Error::io(spill.path.display().to_string(), e))?;
+        let file =
+            File::open(&spill.path).map_err(|e| Error::io(spill.path.display().to_string(), e))?;
         let reader = StreamReader::try_new(BufReader::new(file), None)
             .map_err(|source| arrow_error(&spill.path, source))?;
         for batch in reader {

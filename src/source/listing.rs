@@ -127,8 +127,8 @@ pub async fn latest_key_start(
 /// listed and read when a window takes it in, but never sets a window or a checkpoint.
 pub(crate) fn warn_future(location: &str, start: i64) {
     tracing::warn!(
-        "{location}: its key says {}, after now plus a day: taken for a misnamed object or a \
-         clock error and not used to find the newest data",
+        "{location}: its key dates its records after {}, later than now plus a day: taken for \
+         a misnamed object or a clock error, it does not set the detection window or checkpoint",
         crate::time_range::format_time(start)
     );
 }

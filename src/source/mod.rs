@@ -16,10 +16,10 @@ mod s3_url;
 mod scan_stats;
 
 pub use key_layout::key_info;
-pub use listing::{ListFilter, latest_key_start, list_sources};
 pub(crate) use listing::warn_future;
+pub use listing::{ListFilter, latest_key_start, list_sources};
 pub use object::{ObjectLocation, ObjectRef};
-pub use object_reader::{ReadContext, scan_objects};
+pub use object_reader::{ReadContext, scan_objects, spool_stdin};
 pub(crate) use s3_client::s3_error as s3_error_for;
 pub use s3_client::{DEFAULT_CONCURRENCY, S3Options, s3_client};
 pub use s3_upload::{delete_others, upload_file};

@@ -81,15 +81,21 @@ pub fn scan_objects(
         let shared = decoder.buffered_rows();
         let flushes = decoder.flushes();
         let mut hold_error = None;
-        let outcome = read_object(object, pending, &mut decoder, options, context, &mut |b| {
-            match held.push(b) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    hold_error = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
-        });
+        let outcome =
+            read_object(
+                object,
+                pending,
+                &mut decoder,
+                options,
+                context,
+                &mut |b| match held.push(b) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => {
+                        hold_error = Some(e);
+                        ControlFlow::Break(())
+                    }
+                },
+            );
         let outcome = match hold_error {
             Some(error) => return Err(error),
             None => outcome,
@@ -179,10 +185,21 @@ fn read_object(
 ) -> Result<ControlFlow<()>> {
     let location = object.location.to_string();
     match &object.location {
-        ObjectLocation::Stdin => {
-            let stdin = std::io::stdin();
-            read_text(stdin.lock(), &location, decoder, emit)
-        }
+        ObjectLocation::Stdin => match STDIN_SPOOL.get() {
+            Some(spool) => {
+                let file = File::open(spool).map_err(|e| Error::io(&location, e))?;
+                read_text(
+                    BufReader::with_capacity(READ_CHUNK, file),
+                    &location,
+                    decoder,
+                    emit,
+                )
+            }
+            None => {
+                let stdin = std::io::stdin();
+                read_text(stdin.lock(), &location, decoder, emit)
+            }
+        },
         ObjectLocation::Path(path) => {
             let file = File::open(path).map_err(|e| Error::io(&location, e))?;
             let mut reader = BufReader::with_capacity(READ_CHUNK, file);
@@ -213,6 +230,24 @@ fn read_object(
             read_s3_text(pending, url, decoder, emit)
         }
     }
+}
+
+/// Standard input copied to a temporary file, for jobs that read their sources more than
+/// once (detection learns from the data, then reads the examined day again): a pipe can be
+/// read only once. Standard input belongs to the process, and so does its copy.
+static STDIN_SPOOL: std::sync::OnceLock<tempfile::TempPath> = std::sync::OnceLock::new();
+
+/// Copies standard input to a temporary file once; every later read of `-` reads the copy.
+pub fn spool_stdin() -> Result<()> {
+    if STDIN_SPOOL.get().is_some() {
+        return Ok(());
+    }
+    let (mut file, path) = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::io("<stdin>", e))?
+        .into_parts();
+    std::io::copy(&mut std::io::stdin().lock(), &mut file).map_err(|e| Error::io("<stdin>", e))?;
+    let _ = STDIN_SPOOL.set(path);
+    Ok(())
 }
 
 /// Feeds a text stream (gzip or plain, told apart by the magic bytes) to the decoder.

@@ -146,7 +146,8 @@ const CHECKED: CastOptions<'static> = CastOptions {
 
 /// Whether a file column of type `from` maps onto the contract's `to` without loss.
 fn maps_onto(from: &DataType, to: &DataType) -> bool {
-    let text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
     match (from, to) {
         (DataType::Dictionary(_, value), _) => maps_onto(value, to),
         (f, t) if text(t) => text(f),

@@ -3,3 +3,585 @@
 
 use super::*;
 
+const ACCOUNT: &str = "123456789012";
+
+/// A default-format (v2) record.
+fn record(eni: &str, src: &str, dst: &str, dport: u16, end: i64, action: &str) -> String {
+    format!(
+        "2 {ACCOUNT} {eni} {src} {dst} 40000 {dport} 6 3 180 {} {end} {action} OK\n",
+        end - 30
+    )
+}
+
+/// Where AWS puts the object of a flow log's 5-minute slot starting at `slot` (Unix seconds).
+fn aws_key(slot: i64, tag: &str) -> String {
+    let t = chrono::DateTime::from_timestamp(slot, 0).unwrap();
+    format!(
+        "AWSLogs/{ACCOUNT}/vpcflowlogs/us-east-1/{}/{ACCOUNT}_vpcflowlogs_us-east-1_fl-1_{}_{tag}.log.gz",
+        t.format("%Y/%m/%d"),
+        t.format("%Y%m%dT%H%MZ")
+    )
+}
+
+/// Writes gzip flow log text (with its header) under `dir` at `key`.
+fn put(dir: &Path, key: &str, records: &str) -> PathBuf {
+    let path = dir.join(key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, gzip(format!("{V2_HEADER}\n{records}").as_bytes())).unwrap();
+    path
+}
+
+/// Copies a folder tree.
+fn copy_tree(from: &Path, to: &Path) {
+    for file in walk(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
+
+fn findings_of(out: &Output) -> Vec<(String, String, String)> {
+    let mut found: Vec<(String, String, String)> = stdout(out)
+        .lines()
+        .map(|l| {
+            let f: serde_json::Value = serde_json::from_str(l).unwrap();
+            let text = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (text("kind"), text("interface_id"), text("window_start"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// `flowlens run` on local folders, with `extra` variables.
+fn local_run(
+    work: &Path,
+    src: &Path,
+    extra: &[(&str, &str)],
+) -> (Option<i32>, serde_json::Value, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowlens"));
+    cmd.arg("run")
+        .env("FLOWLENS_SOURCE", src)
+        .env("FLOWLENS_STATE", work.join("st"))
+        .env("FLOWLENS_FINDINGS", work.join("findings"))
+        .env_remove("FLOWLENS_CONVERT")
+        .env_remove("FLOWLENS_FAILPOINT")
+        .env_remove("FLOWLENS_MAX_ATTEMPTS");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code(), summary(&out), stderr(&out))
+}
+
+fn checkpoint(work: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(work.join("st/checkpoint.json")).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn a_key_dated_in_the_future_does_not_blind_detect() {
+    let plain = sample_logs();
+    let expected = flowlens(&["detect", "-s", &plain, "-o", "jsonl"]);
+    let expected = findings_of(&expected);
+    assert!(expected.len() >= 10, "{expected:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(Path::new(&plain), dir.path());
+    // A misnamed upload (its records are of the sample's days) and a clock error (its
+    // records end in 2099 too).
+    let slot_2099 = 4_070_908_800; // 2099-01-01T00:00:00Z
+    put(
+        dir.path(),
+        &aws_key(slot_2099, "misnamed"),
+        &record(
+            "eni-0future",
+            "10.9.9.9",
+            "10.9.9.8",
+            443,
+            1_793_000_000,
+            "ACCEPT",
+        ),
+    );
+    put(
+        dir.path(),
+        &aws_key(slot_2099 + 300, "clock"),
+        &record(
+            "eni-0future",
+            "10.9.9.9",
+            "10.9.9.8",
+            443,
+            slot_2099 + 320,
+            "ACCEPT",
+        ),
+    );
+    let src = dir.path().to_str().unwrap();
+    let out = flowlens(&["detect", "-s", src, "-o", "jsonl", "--fail-on", "low"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(findings_of(&out), expected);
+    let err = stderr(&out);
+    assert!(
+        err.contains("20990101T0000Z_misnamed.log.gz: its key dates its records after 2098-12-31"),
+        "{err}"
+    );
+    assert!(err.contains("later than now plus a day"), "{err}");
+}
+
+#[test]
+fn a_key_or_checkpoint_in_the_future_does_not_stop_the_scheduled_task() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let day = 1_793_491_200; // 2026-11-01T00:00:00Z
+    put(
+        &src,
+        &aws_key(day, "a"),
+        &record("eni-1", "10.0.0.1", "10.0.0.2", 443, day + 60, "ACCEPT"),
+    );
+    put(
+        &src,
+        &aws_key(4_070_908_800, "x"),
+        &record("eni-1", "10.0.0.1", "10.0.0.2", 443, day + 90, "ACCEPT"),
+    );
+    let (code, first, err) = local_run(work.path(), &src, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(first["objects"], 2);
+    assert!(
+        first["future_objects"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("_x.log.gz"),
+        "{first}"
+    );
+    let high_water = checkpoint(work.path())["high_water"].as_i64().unwrap();
+    assert!(
+        high_water < day + 3 * 3600,
+        "the checkpoint followed the 2099 key: {high_water}"
+    );
+
+    // Data that arrives later is still taken.
+    put(
+        &src,
+        &aws_key(day + 3600, "b"),
+        &record("eni-1", "10.0.0.1", "10.0.0.2", 443, day + 3660, "ACCEPT"),
+    );
+    let (code, second, err) = local_run(work.path(), &src, &[]);
+    assert_eq!(
+        (code, second["status"].as_str()),
+        (Some(0), Some("ok")),
+        "{err}"
+    );
+    assert_eq!(second["objects"], 1);
+
+    // A checkpoint an earlier version moved to 2099 is brought back.
+    let mut cp = checkpoint(work.path());
+    cp["high_water"] = serde_json::json!(4_070_908_800i64 + 600);
+    std::fs::write(work.path().join("st/checkpoint.json"), cp.to_string()).unwrap();
+    put(
+        &src,
+        &aws_key(day + 7200, "c"),
+        &record("eni-1", "10.0.0.1", "10.0.0.2", 443, day + 7260, "ACCEPT"),
+    );
+    let (code, third, err) = local_run(work.path(), &src, &[]);
+    assert_eq!(
+        (code, third["status"].as_str()),
+        (Some(0), Some("ok")),
+        "{err}"
+    );
+    assert_eq!(third["objects"], 1, "{third}");
+    assert!(err.contains("the checkpoint is at 2099-01-01"), "{err}");
+}
+
+#[test]
+fn partition_values_from_records_cannot_leave_the_output() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("in");
+    std::fs::create_dir_all(&src).unwrap();
+    let header = format!("{V2_HEADER} region");
+    let line = |region: &str| {
+        format!(
+            "2 {ACCOUNT} eni-1 10.0.0.1 10.0.0.2 40000 443 6 3 180 1793491200 1793491230 ACCEPT OK {region}\n"
+        )
+    };
+    std::fs::write(
+        src.join("hostile.log"),
+        format!(
+            "{header}\n{}{}{}",
+            line("../../../../victim"),
+            line("eu-west-1"),
+            line("use1\u{1b}[31m")
+        ),
+    )
+    .unwrap();
+    let out_dir = work.path().join("a").join("b").join("out");
+    // A file of an earlier run where the hostile path would land: it must survive.
+    let victim = work.path().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("part-00000.parquet"), b"keep me").unwrap();
+    let out = flowlens(&[
+        "convert",
+        "-s",
+        src.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(victim.join("part-00000.parquet")).unwrap(),
+        b"keep me"
+    );
+    let written: Vec<String> = walk(work.path())
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| p.strip_prefix(work.path()).unwrap().display().to_string())
+        .collect();
+    assert!(
+        written
+            .iter()
+            .all(|p| p.starts_with("a/b/out/AWSLogs/") || p.starts_with("victim/")),
+        "{written:?}"
+    );
+    assert!(
+        written.iter().any(|p| p.contains("/aws-region=invalid/")),
+        "{written:?}"
+    );
+    assert!(
+        written.iter().any(|p| p.contains("/aws-region=eu-west-1/")),
+        "{written:?}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 account or region values were no AWS value"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "a raw escape byte reached the terminal: {err}"
+    );
+    // All three records are there.
+    let rows = csv_rows(
+        &[out_dir.to_str().unwrap()],
+        &[],
+        "SELECT count(*) FROM flows",
+    );
+    assert_eq!(rows, vec!["3"]);
+
+    // The same on S3: every key stays under the output prefix.
+    let server = s3::Server::start();
+    server.bucket("lake");
+    let out = server.run(&[
+        "convert",
+        "-s",
+        src.to_str().unwrap(),
+        "--out",
+        "s3://lake/flows",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let keys: Vec<String> = walk(server.root.path())
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| {
+            p.strip_prefix(server.root.path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        keys.iter().any(|k| k.contains("/aws-region=invalid/")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().all(|k| k.starts_with("lake/flows/AWSLogs/")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn objects_that_fail_are_retried_by_later_runs_then_given_up() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let day = 1_793_491_200;
+    let records: String = (0..50)
+        .map(|i| record("eni-1", "10.0.0.1", "10.0.0.2", 443, day + 60 + i, "ACCEPT"))
+        .collect();
+    let good = put(&src, &aws_key(day, "a"), &records);
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&good, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, first, err) = local_run(work.path(), &src, &[]);
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(first["failed_objects"], 1, "{first}");
+    assert_eq!(
+        first["records"], 0,
+        "rows of the truncated object were kept: {first}"
+    );
+    assert!(
+        checkpoint(work.path())["processed"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Redelivered whole: the next run reads it.
+    std::fs::write(&good, &bytes).unwrap();
+    let (code, second, err) = local_run(work.path(), &src, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        (
+            second["status"].as_str(),
+            second["retried_objects"].as_u64()
+        ),
+        (Some("ok"), Some(1))
+    );
+    assert_eq!(second["records"], 50, "{second}");
+    let (_, third, _) = local_run(work.path(), &src, &[]);
+    assert_eq!(third["status"], "idle");
+
+    // An object that stays broken is given up after max_attempts runs, and named.
+    let broken = put(&src, &aws_key(day + 600, "b"), &records);
+    let bytes = std::fs::read(&broken).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() - 9]).unwrap();
+    let limit = [("FLOWLENS_MAX_ATTEMPTS", "2")];
+    let (code, run1, _) = local_run(work.path(), &src, &limit);
+    assert_eq!((code, run1["failed_objects"].as_u64()), (Some(3), Some(1)));
+    let (code, run2, err) = local_run(work.path(), &src, &limit);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        run2["abandoned_objects"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("_b.log.gz"),
+        "{run2}"
+    );
+    assert!(
+        err.contains("given up after 2 runs could not read it"),
+        "{err}"
+    );
+    let (code, run3, _) = local_run(work.path(), &src, &limit);
+    assert_eq!((code, run3["status"].as_str()), (Some(0), Some("idle")));
+}
+
+#[test]
+fn late_records_before_the_lookback_are_processed_and_counted() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let day = 1_793_491_200;
+    put(
+        &src,
+        &aws_key(day + 10 * 3600, "a"),
+        &record(
+            "eni-1",
+            "10.0.0.1",
+            "10.0.0.2",
+            443,
+            day + 10 * 3600 + 60,
+            "ACCEPT",
+        ),
+    );
+    let (code, first, err) = local_run(work.path(), &src, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(first["records"], 1);
+    // An object of the slot an hour before the checkpoint (inside the 2 h lookback) that
+    // holds records of five hours earlier: AWS delivered it late.
+    let late: String = (0..7)
+        .map(|i| {
+            record(
+                "eni-1",
+                "10.0.0.1",
+                "10.0.0.3",
+                443,
+                day + 5 * 3600 + i,
+                "ACCEPT",
+            )
+        })
+        .collect();
+    put(&src, &aws_key(day + 9 * 3600, "late"), &late);
+    let (code, second, err) = local_run(work.path(), &src, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        (second["records"].as_u64(), second["late_records"].as_u64()),
+        (Some(7), Some(7)),
+        "{second}"
+    );
+    assert!(
+        err.contains("7 records end before the checkpoint less the lookback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_parquet_object_that_is_no_flow_log_is_a_bad_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = sample_logs();
+    let write = |name: &str, sql: &str| {
+        let path = dir.path().join(name);
+        let out = flowlens(&[
+            "sql",
+            sql,
+            "-s",
+            &src,
+            "-o",
+            "parquet",
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        path
+    };
+    let not_flows = write("x.parquet", "SELECT 1 AS x FROM flows LIMIT 1000");
+    let wrong_type = write(
+        "t.parquet",
+        "SELECT CAST(1.5 AS DOUBLE) AS packets FROM flows LIMIT 5",
+    );
+    let too_big = write(
+        "o.parquet",
+        "SELECT CAST(99999999999 AS BIGINT) AS srcport FROM flows LIMIT 5",
+    );
+    let fine = write(
+        "ok.parquet",
+        "SELECT interface_id, CAST(bytes AS INT) AS bytes FROM flows LIMIT 5",
+    );
+    for (path, says) in [
+        (&not_flows, "none of its columns (x) is a flow log field"),
+        (&wrong_type, "column `packets` is Float64"),
+        (&too_big, "99999999999"),
+    ] {
+        let sql = "SELECT count(srcport) FROM flows";
+        let out = flowlens(&["sql", sql, "-s", path.to_str().unwrap(), "-o", "csv"]);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}: {}",
+            path.display(),
+            stderr(&out)
+        );
+        assert_eq!(stdout(&out).lines().nth(1), Some("0"));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains(says),
+            "{err}"
+        );
+    }
+    let rows = csv_rows(
+        &[fine.to_str().unwrap()],
+        &[],
+        "SELECT count(*), count(bytes) FROM flows",
+    );
+    assert_eq!(rows, vec!["5,5"]);
+}
+
+#[test]
+fn an_unreadable_lock_left_by_a_failed_write_is_taken_over() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let day = 1_793_491_200;
+    put(
+        &src,
+        &aws_key(day, "a"),
+        &record("eni-1", "10.0.0.1", "10.0.0.2", 443, day + 60, "ACCEPT"),
+    );
+    std::fs::create_dir_all(work.path().join("st")).unwrap();
+    // What a full disk left behind in earlier versions.
+    std::fs::write(work.path().join("st/lock.json"), b"").unwrap();
+    let (code, first, err) = local_run(work.path(), &src, &[]);
+    assert_eq!(
+        (code, first["status"].as_str()),
+        (Some(0), Some("ok")),
+        "{err}"
+    );
+    assert!(err.contains("lock.json: unreadable state"), "{err}");
+    assert!(!work.path().join("st/lock.json").exists());
+}
+
+/// The sample's objects as one stream, the way `aws s3 cp … -` hands them over.
+fn sample_as_one_stream() -> Vec<u8> {
+    let mut files = walk(Path::new(&sample_logs()));
+    files.retain(|p| p.to_string_lossy().ends_with(".log.gz"));
+    files.sort();
+    let mut all = Vec::new();
+    for f in files {
+        MultiGzDecoder::new(std::fs::File::open(f).unwrap())
+            .read_to_end(&mut all)
+            .unwrap();
+    }
+    all
+}
+
+#[test]
+fn detect_reads_standard_input_once() {
+    let expected = findings_of(&flowlens(&["detect", "-s", &sample_logs(), "-o", "jsonl"]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flowlens"))
+        .args(["detect", "-s", "-", "-o", "jsonl"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let data = sample_as_one_stream();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(findings_of(&out), expected);
+}
+
+#[test]
+fn rows_of_a_corrupt_object_never_mix_with_good_data() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(Path::new(&sample_logs()), dir.path());
+    let src = dir.path().to_str().unwrap().to_string();
+    let sql = "SELECT count(*), count(DISTINCT interface_id), sum(bytes) FROM flows";
+    let good = csv_rows(&[&src], &[], sql);
+    // A large object whose bytes break off half way, and one with a flipped byte.
+    let records: String = (0..20_000)
+        .map(|i| {
+            record(
+                &format!("eni-bad{}", i % 97),
+                "10.1.1.1",
+                "10.1.1.2",
+                443,
+                1_793_000_000 + i,
+                "ACCEPT",
+            )
+        })
+        .collect();
+    let truncated = put(dir.path(), "extra/truncated.log.gz", &records);
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let flipped = put(dir.path(), "extra/flipped.log.gz", &records);
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&flipped, &bytes).unwrap();
+
+    let out = flowlens(&["sql", sql, "-s", &src, "-o", "csv"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().skip(1).collect::<Vec<_>>(), good);
+    let err = stderr(&out);
+    assert!(err.contains("2 object(s) could not be read"), "{err}");
+    assert!(
+        err.contains("truncated.log.gz") && err.contains("flipped.log.gz"),
+        "{err}"
+    );
+
+    // convert keeps them out of the Parquet too.
+    let lake = tempfile::tempdir().unwrap();
+    let out = flowlens(&[
+        "convert",
+        "-s",
+        &src,
+        "--out",
+        lake.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(csv_rows(&[lake.path().to_str().unwrap()], &[], sql), good);
+
+    // detect counts the failed objects once, though it reads some objects twice.
+    let out = flowlens(&["detect", "-s", &src, "-o", "jsonl"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("flowlens: 2 object(s) could not be read"),
+        "{}",
+        stderr(&out)
+    );
+}
