@@ -38,7 +38,7 @@ SELECT 'exfiltration' AS kind, d.interface_id, d.account_id, d.vpc_id, d.hour AS
               CAST(round(d.median / 1e6, 1) AS VARCHAR), ' MB (largest ', CAST(round(d.max / 1e6, 1) AS VARCHAR), ' MB)') AS summary,
        d.value AS observed, d.median AS baseline, p.remote_addrs, p.ports,
        p.new_addrs, coalesce(p.new_bytes, 0) AS new_bytes, d.mad AS baseline_mad, d.max AS baseline_max,
-       d.samples AS baseline_days
+       d.samples AS baseline_samples, d.basis AS baseline_basis
 FROM d JOIN per_hour p ON p.interface_id = d.interface_id AND p.hour = d.hour
 WHERE d.history_hours >= ${min_history} AND d.value >= ${min_bytes}
   AND d.value >= ${ratio} * greatest(d.median, 1.0) AND d.value * 100 >= ${over_max_percent} * d.max

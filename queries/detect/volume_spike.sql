@@ -50,6 +50,6 @@ SELECT 'volume_spike' AS kind, h.interface_id, h.account_id, h.vpc_id, h.hour AS
               ' in an hour; its baseline for that hour is ', CAST(CAST(h.median AS BIGINT) AS VARCHAR),
               ' (largest ', CAST(CAST(h.max AS BIGINT) AS VARCHAR), ')') AS summary,
        h.value AS observed, h.median AS baseline, t.remote_addrs, t.ports,
-       h.metric, h.mad AS baseline_mad, h.max AS baseline_max, h.samples AS baseline_days
+       h.metric, h.mad AS baseline_mad, h.max AS baseline_max, h.samples AS baseline_samples, h.basis AS baseline_basis
 FROM hits h LEFT JOIN top t ON t.interface_id = h.interface_id AND t.hour = h.hour
 WHERE h.pick = 1

@@ -35,6 +35,13 @@ pub fn selected(session: &FlowsSession, quiet: bool) {
         listing.list_requests,
         listing.skipped_files
     );
+    if listing.unreadable > 0 && !quiet {
+        eprintln!(
+            "flowlens: {} place(s) under the source folders could not be walked and were \
+             skipped (named above)",
+            listing.unreadable
+        );
+    }
     if objects.is_empty() && !quiet {
         eprintln!("flowlens: no flow log objects in the given sources (or time window)");
     }
@@ -73,7 +80,8 @@ pub fn finished(session: &FlowsSession, started: Instant, quiet: bool) -> ExitCo
             started.elapsed().as_secs_f64()
         );
     }
-    if failures.is_empty() {
+    // Folders that could not be walked are data not read, as failed objects are.
+    if failures.is_empty() && session.listing().unreadable == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_PARTIAL)

@@ -395,6 +395,13 @@ impl Decoder {
         } else {
             end
         };
+        // A byte order mark before the first line (editors on Windows write one) is not
+        // part of the header.
+        let start = if self.line == 1 && region[start..end].starts_with(UTF8_BOM) {
+            start + UTF8_BOM.len()
+        } else {
+            start
+        };
         let line = &region[start..end];
         if line.len() > self.options.max_line_len {
             let max = self.options.max_line_len;
@@ -573,15 +580,25 @@ impl Decoder {
     }
 }
 
-/// A short, printable excerpt of bad input for messages.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A short, printable excerpt of bad input for messages: control characters (a terminal's
+/// escape sequences among them) are written as escapes, never passed to the terminal.
 fn snippet(bytes: &[u8]) -> String {
     const MAX: usize = 80;
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]);
-    if bytes.len() > MAX {
-        format!("{text}…")
-    } else {
-        text.into_owned()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    if bytes.len() > MAX {
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -922,5 +939,43 @@ mod tests {
         let batch = decoder.flush().unwrap().unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(batch.column(0).null_count(), 0);
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_header_is_not_part_of_it() {
+        let input = format!("\u{feff}{HEADER}{ACCEPT}");
+        let d = decode_all_ways(input.as_bytes(), &projected(&["interface_id", "bytes"])).unwrap();
+        assert_eq!(rows(&d), ["eni-1235b8ca123456789 4249"]);
+        assert_eq!(d.bad.total(), 0);
+        assert!(d.unknown.is_empty(), "{:?}", d.unknown);
+    }
+
+    #[test]
+    fn control_bytes_of_bad_lines_are_escaped_in_messages() {
+        let input = format!("{HEADER}2 1 eni-\u{1b}[2J\u{1b}]0;pwned\u{7} x\n");
+        let d = decode_all_ways(input.as_bytes(), &DecoderOptions::default()).unwrap();
+        assert_eq!(d.bad.total(), 1);
+        let shown = d.bad.samples()[0].to_string();
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        let err = decode_with(
+            input.as_bytes(),
+            &DecoderOptions {
+                strict: true,
+                ..DecoderOptions::default()
+            },
+            input.len(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.chars().any(|c| c.is_control()), "{err:?}");
+    }
+
+    #[test]
+    fn a_header_of_transit_gateway_fields_only_is_refused_as_one() {
+        let input = "resource-type tgw-id tgw-attachment-id\nTransitGateway tgw-1 tgw-attach-1\n";
+        let err = decode_all_ways(input.as_bytes(), &DecoderOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("this is a transit gateway flow log"), "{err}");
     }
 }

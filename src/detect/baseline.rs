@@ -11,8 +11,19 @@ use crate::error::{Error, Result};
 /// The tables a baseline consists of.
 pub const BASELINE_TABLES: &[&str] = &["base_enis", "base_hours", "base_peers", "base_ports"];
 
+/// The layout of the stored tables. A baseline of another format is refused with the way to
+/// rebuild it, never read as if it were this one.
+pub const BASELINE_FORMAT: u32 = 1;
+
+fn first_format() -> u32 {
+    1
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaselineMeta {
+    /// [`BASELINE_FORMAT`] when written (baselines from before the field are format 1).
+    #[serde(default = "first_format")]
+    pub format: u32,
     /// The period learnt from, Unix seconds.
     pub since: i64,
     pub until: i64,
@@ -50,6 +61,19 @@ impl Baseline {
         let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&at, e))?;
         let meta: BaselineMeta = serde_json::from_str(&text)
             .map_err(|e| Error::invalid(&at, format!("not a flowlens baseline: {e}")))?;
+        if meta.format != BASELINE_FORMAT {
+            return Err(Error::invalid(
+                &at,
+                format!(
+                    "a baseline in format {} (written by flowlens {}), and this flowlens reads \
+                     format {BASELINE_FORMAT}: build it again with `flowlens baseline --source … \
+                     --out {}`",
+                    meta.format,
+                    meta.flowlens_version,
+                    dir.display()
+                ),
+            ));
+        }
         let mut tables = Vec::new();
         for name in BASELINE_TABLES {
             let path = dir.join(format!("{name}.parquet"));

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::query::{NamedQuery, QueryOrigin};
+use crate::query::{NamedQuery, QueryOrigin, QueryParam, literal};
 
 macro_rules! sql {
     ($dir:literal: $($name:literal),* $(,)?) => {
@@ -85,6 +85,16 @@ impl DetectCatalog {
                     names.join(", ")
                 ),
             ));
+        }
+        // Checked now, so a bad value is a usage error before any data is read. Thresholds
+        // count and measure: none is negative, whatever its header says.
+        if let Some(declared) = found.params.iter().find(|p| p.name == param) {
+            let checked = QueryParam {
+                min: declared.min.or(Some(0)),
+                ..declared.clone()
+            };
+            literal(&checked, value)
+                .map_err(|reason| Error::invalid(format!("--param {key}"), reason))?;
         }
         self.overrides.insert(key.to_string(), value.to_string());
         Ok(())
@@ -169,6 +179,27 @@ impl DetectCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thresholds_are_checked_when_set() {
+        let mut catalog = DetectCatalog::builtin().unwrap();
+        let zero = catalog
+            .set("port_scan.bucket_seconds", "0")
+            .unwrap_err()
+            .to_string();
+        assert!(zero.contains("below its least value, 1"), "{zero}");
+        let negative = catalog
+            .set("port_scan.min_ports", "-3")
+            .unwrap_err()
+            .to_string();
+        assert!(negative.contains("below its least value, 0"), "{negative}");
+        let text = catalog
+            .set("port_scan.min_ports", "many")
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("is not a whole number"), "{text}");
+        catalog.set("port_scan.min_ports", "20").unwrap();
+    }
 
     #[test]
     fn every_detect_file_is_compiled_in() {

@@ -130,6 +130,7 @@ impl<'a> Pipeline<'a> {
         let interfaces = tables.first().map(Table::rows).unwrap_or(0);
         Ok(Baseline {
             meta: BaselineMeta {
+                format: super::baseline::BASELINE_FORMAT,
                 since,
                 until,
                 interfaces,

@@ -129,10 +129,12 @@ pub fn is_header_line(line: &[u8]) -> bool {
         if !looks_like_field_name(token) {
             return false;
         }
+        // Transit gateway field names make it a header too, so that it is refused as one.
         if std::str::from_utf8(strip_braces(token))
             .ok()
-            .and_then(field_index)
-            .is_some()
+            .is_some_and(|name| {
+                field_index(name).is_some() || TRANSIT_GATEWAY_FIELDS.contains(&name)
+            })
         {
             known += 1;
         }

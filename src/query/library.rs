@@ -86,6 +86,8 @@ pub struct QueryParam {
     /// `None`: the parameter is required.
     pub default: Option<String>,
     pub doc: String,
+    /// The least value an `int` or each of an `ints` may take (`limit int >= 1 = 100`).
+    pub min: Option<i64>,
 }
 
 impl fmt::Display for QueryParam {
@@ -231,14 +233,28 @@ fn parse_param(text: &str) -> Option<QueryParam> {
         Some((s, d)) => (s, d.trim()),
         None => (text, ""),
     };
-    let (head, default) = match spec.split_once('=') {
-        Some((h, d)) => (h.trim(), Some(d.trim())),
+    // The default follows the first `=` that is not part of a `>=` bound.
+    let equals = spec
+        .char_indices()
+        .find(|&(i, c)| c == '=' && !spec[..i].ends_with('>'))
+        .map(|(i, _)| i);
+    let (head, default) = match equals {
+        Some(i) => (spec[..i].trim(), Some(spec[i + 1..].trim())),
         None => (spec.trim(), None),
     };
     let mut words = head.split_whitespace();
     let name = words.next()?;
     let kind = ParamKind::parse(words.next()?)?;
-    if words.next().is_some() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    // An optional lower bound: `>= 1` or `>=1`.
+    let min = match words.next() {
+        None => None,
+        Some(">=") => Some(words.next()?.parse().ok()?),
+        Some(bound) => Some(bound.strip_prefix(">=")?.parse().ok()?),
+    };
+    if words.next().is_some()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || (min.is_some() && kind == ParamKind::Text)
+    {
         return None;
     }
     // A text default is written as a SQL string ('') or bare.
@@ -254,6 +270,7 @@ fn parse_param(text: &str) -> Option<QueryParam> {
         kind,
         default,
         doc: doc.to_string(),
+        min,
     })
 }
 
@@ -297,20 +314,31 @@ fn placeholders(sql: &str) -> Vec<String> {
     out
 }
 
-fn literal(param: &QueryParam, value: &str) -> std::result::Result<String, String> {
+pub(crate) fn literal(param: &QueryParam, value: &str) -> std::result::Result<String, String> {
     let bad = |what: &str| format!("--param {}: `{value}` is not {what}", param.name);
+    let at_least = |n: i64| match param.min {
+        Some(min) if n < min => Err(format!(
+            "--param {}: `{value}` is below its least value, {min}",
+            param.name
+        )),
+        _ => Ok(n.to_string()),
+    };
     match param.kind {
         ParamKind::Int => value
             .trim()
             .parse::<i64>()
-            .map(|v| v.to_string())
-            .map_err(|_| bad("a whole number")),
+            .map_err(|_| bad("a whole number"))
+            .and_then(at_least),
         ParamKind::Ints => {
             let numbers = value
                 .split(',')
-                .map(|v| v.trim().parse::<i64>().map(|n| n.to_string()))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|_| bad("a comma-separated list of whole numbers"))?;
+                .map(|v| {
+                    v.trim()
+                        .parse::<i64>()
+                        .map_err(|_| bad("a comma-separated list of whole numbers"))
+                        .and_then(at_least)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             if numbers.is_empty() {
                 return Err(bad("a list of at least one number"));
             }
@@ -433,6 +461,33 @@ mod tests {
             "${x} ${y"
         );
         assert_eq!(substitute("a${y}b${y}", |_| Some("$")), "a$b$");
+    }
+
+    #[test]
+    fn parameters_can_declare_a_least_value() {
+        let q = NamedQuery::parse(
+            "-- name: t\n-- param: b int >= 1 = 300: seconds\n-- param: p ints >=0 = 22: ports\n\
+             SELECT ${b}, ${p}",
+            QueryOrigin::Builtin,
+        )
+        .unwrap();
+        assert_eq!(q.params[0].min, Some(1));
+        assert_eq!(q.params[0].default.as_deref(), Some("300"));
+        assert_eq!(q.params[1].min, Some(0));
+        assert!(q.render(&[]).unwrap().ends_with("SELECT 300, 22"));
+        let zero = q
+            .render(&[("b".into(), "0".into())])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(zero, "query t: --param b: `0` is below its least value, 1");
+        let negative = q
+            .render(&[("p".into(), "22,-1".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            negative.contains("`22,-1` is below its least value, 0"),
+            "{negative}"
+        );
     }
 
     #[test]

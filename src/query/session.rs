@@ -96,6 +96,8 @@ pub struct FlowsSession {
 pub struct ListingSummary {
     /// Local files under source folders passed over (not flow log names).
     pub skipped_files: usize,
+    /// Local places that could not be walked (link loops, unreadable folders), passed over.
+    pub unreadable: usize,
     /// S3 ListObjectsV2 requests.
     pub list_requests: u64,
     /// Objects seen while listing, selected or not.
@@ -150,6 +152,7 @@ impl FlowsSession {
         };
         let summary = ListingSummary {
             skipped_files: listing.skipped_files,
+            unreadable: listing.unreadable,
             list_requests: listing.list_requests,
             objects_seen: listing.objects_seen,
         };

@@ -54,6 +54,8 @@ pub struct Listing {
     pub objects: Vec<ObjectRef>,
     /// Local files passed over because their names are not flow logs.
     pub skipped_files: usize,
+    /// Local places that could not be walked (link loops, unreadable folders), passed over.
+    pub unreadable: usize,
     /// S3 ListObjectsV2 requests made.
     pub list_requests: u64,
     /// Objects seen while listing (selected or not).
@@ -84,6 +86,7 @@ pub async fn list_sources(
         let found = list_local(&local)?;
         listing.objects_seen += found.objects.len() as u64;
         listing.skipped_files += found.skipped.len();
+        listing.unreadable += found.unreadable.len();
         listing
             .objects
             .extend(found.objects.into_iter().filter(|o| filter.admits(&o.key)));

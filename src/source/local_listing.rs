@@ -10,6 +10,9 @@ pub struct LocalListing {
     pub objects: Vec<ObjectRef>,
     /// Files under folders that were passed over because their names are not flow logs.
     pub skipped: Vec<PathBuf>,
+    /// Places under source folders that could not be walked (a symbolic link loop, a folder
+    /// that cannot be read): each is warned about and passed over, the rest still listed.
+    pub unreadable: Vec<String>,
 }
 
 /// Expands local sources. Objects come out sorted and without repeats.
@@ -67,16 +70,27 @@ fn add_path(source: &str, path: &Path, listing: &mut LocalListing) -> Result<()>
         .follow_links(true)
         .sort_by_file_name()
     {
-        let entry = entry.map_err(|e| {
-            let location = e
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| path.display().to_string());
-            let io = e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("file system loop"));
-            Error::io(location, io)
-        })?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                let location = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| path.display().to_string());
+                let reason = match e.loop_ancestor() {
+                    Some(ancestor) => {
+                        format!("a symbolic link loop back to {}", ancestor.display())
+                    }
+                    None => e
+                        .into_io_error()
+                        .map(|io| io.to_string())
+                        .unwrap_or_else(|| "cannot be read".to_string()),
+                };
+                tracing::warn!("{location}: skipped: {reason}");
+                listing.unreadable.push(location);
+                continue;
+            }
+        };
         if !entry.file_type().is_file() {
             continue;
         }
@@ -84,10 +98,15 @@ fn add_path(source: &str, path: &Path, listing: &mut LocalListing) -> Result<()>
             listing.skipped.push(entry.path().to_path_buf());
             continue;
         }
-        let size = entry
-            .metadata()
-            .map_err(|e| Error::io(entry.path().display().to_string(), e.into()))?
-            .len();
+        let size = match entry.metadata() {
+            Ok(meta) => meta.len(),
+            Err(e) => {
+                let location = entry.path().display().to_string();
+                tracing::warn!("{location}: skipped: {e}");
+                listing.unreadable.push(location);
+                continue;
+            }
+        };
         listing
             .objects
             .push(ObjectRef::path(entry.into_path(), size));
@@ -141,6 +160,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(missing.starts_with("--source /no/such/place:"), "{missing}");
+        // A link back to an ancestor is a loop: named and passed over, the rest listed.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
+            let looped = list_local(&[dir.path().display().to_string()]).unwrap();
+            assert_eq!(looped.objects.len(), 3);
+            assert_eq!(looped.unreadable.len(), 1, "{:?}", looped.unreadable);
+            std::fs::remove_file(sub.join("loop")).unwrap();
+        }
         let nothing = format!("{}/*.nope", dir.path().display());
         assert!(
             list_local(&[nothing])

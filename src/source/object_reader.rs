@@ -260,10 +260,45 @@ pub(crate) fn read_text<R: BufRead>(
     let head = reader.fill_buf().map_err(|e| Error::io(location, e))?;
     if head.starts_with(&[0x1f, 0x8b]) {
         // Multi-member: concatenated gzip objects are one stream of lines.
-        feed(MultiGzDecoder::new(reader), location, decoder, emit)
-    } else {
-        feed(reader, location, decoder, emit)
+        return feed(MultiGzDecoder::new(reader), location, decoder, emit);
     }
+    if let Some(kind) = other_compression(head) {
+        return Err(Error::invalid(
+            location,
+            format!(
+                "this is {kind} data, which flowlens does not read: AWS delivers flow logs as \
+                 gzip or Parquet; decompress it first"
+            ),
+        ));
+    }
+    feed(reader, location, decoder, emit)
+}
+
+/// Whether the first line end in `bytes` is a CR not followed by LF; None until one is seen
+/// whole (a CR at the very end may be the first half of a CRLF).
+fn ends_lines_with_bare_cr(bytes: &[u8]) -> Option<bool> {
+    let i = memchr::memchr2(b'\r', b'\n', bytes)?;
+    match bytes[i] {
+        b'\n' => Some(false),
+        _ => bytes.get(i + 1).map(|&next| next != b'\n'),
+    }
+}
+
+/// Compressed or archive formats told by their magic bytes, so that such an object is named
+/// once instead of being taken for thousands of bad lines.
+fn other_compression(head: &[u8]) -> Option<&'static str> {
+    const MAGIC: [(&[u8], &str); 6] = [
+        (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+        (b"BZh", "bzip2"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz"),
+        (&[0x04, 0x22, 0x4d, 0x18], "LZ4"),
+        (b"PK\x03\x04", "zip"),
+        (b"7z\xbc\xaf\x27\x1c", "7-Zip"),
+    ];
+    MAGIC
+        .iter()
+        .find(|(magic, _)| head.starts_with(magic))
+        .map(|(_, kind)| *kind)
 }
 
 fn feed<R: Read>(
@@ -273,6 +308,9 @@ fn feed<R: Read>(
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
     let mut buf = vec![0u8; READ_CHUNK];
+    // Lines ended by a bare CR (classic Mac line ends, some exports): told by the first line
+    // end; such an object's CRs are read as line ends.
+    let mut cr_only = None;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -280,6 +318,15 @@ fn feed<R: Read>(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Error::io(location, e)),
         };
+        let bytes = &mut buf[..n];
+        if cr_only.is_none() {
+            cr_only = ends_lines_with_bare_cr(bytes);
+        }
+        if cr_only == Some(true) {
+            for b in bytes.iter_mut().filter(|b| **b == b'\r') {
+                *b = b'\n';
+            }
+        }
         let mut chunk = &buf[..n];
         while !chunk.is_empty() {
             let used = decoder.decode(chunk)?;
@@ -299,4 +346,80 @@ fn feed<R: Read>(
         return Ok(emit(batch));
     }
     Ok(ControlFlow::Continue(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::DecoderOptions;
+
+    /// Reads `bytes` as one text object; the rows' interface ids, or the error.
+    fn read(bytes: &[u8]) -> Result<Vec<String>> {
+        let options = DecoderOptions {
+            projection: Some(vec![
+                crate::format::column_index("interface_id").unwrap_or(2),
+            ]),
+            ..DecoderOptions::default()
+        };
+        let mut decoder = Decoder::new(options);
+        decoder.start_input("test.log");
+        let mut batches = Vec::new();
+        let flow = read_text(bytes, "test.log", &mut decoder, &mut |b| {
+            batches.push(b);
+            ControlFlow::Continue(())
+        })?;
+        assert!(flow.is_continue());
+        batches.extend(decoder.flush()?);
+        Ok(batches
+            .iter()
+            .flat_map(|b| {
+                let c = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>();
+                c.into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect())
+    }
+
+    const LINES: [&str; 3] = [
+        "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status",
+        "2 1 eni-a 10.0.0.1 10.0.0.2 1 2 6 1 1 100 160 ACCEPT OK",
+        "2 1 eni-b 10.0.0.1 10.0.0.2 1 2 6 1 1 100 160 ACCEPT OK",
+    ];
+
+    #[test]
+    fn lines_ended_by_cr_lf_or_a_bare_cr_read_alike() {
+        for end in ["\n", "\r\n", "\r"] {
+            let text = LINES.join(end) + end;
+            assert_eq!(
+                read(text.as_bytes()).unwrap(),
+                ["eni-a", "eni-b"],
+                "{end:?}"
+            );
+        }
+        assert_eq!(ends_lines_with_bare_cr(b"abc"), None);
+        assert_eq!(ends_lines_with_bare_cr(b"abc\r"), None);
+        assert_eq!(ends_lines_with_bare_cr(b"abc\r\nx\ry"), Some(false));
+        assert_eq!(ends_lines_with_bare_cr(b"abc\rx"), Some(true));
+    }
+
+    #[test]
+    fn other_compressions_are_named_not_decoded() {
+        for (magic, kind) in [
+            (&[0x28u8, 0xb5, 0x2f, 0xfd, 0, 0][..], "zstd"),
+            (b"BZh91AY&SY", "bzip2"),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0, 0][..], "xz"),
+        ] {
+            let err = read(magic).unwrap_err().to_string();
+            assert!(
+                err.starts_with("test.log: this is ") && err.contains(kind),
+                "{err}"
+            );
+        }
+    }
 }

@@ -585,3 +585,123 @@ fn rows_of_a_corrupt_object_never_mix_with_good_data() {
         stderr(&out)
     );
 }
+
+#[test]
+fn out_files_are_written_whole_and_hold_one_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("result.csv");
+    std::fs::write(&out, "earlier result\n").unwrap();
+    let src = sample_logs();
+    let path = out.to_str().unwrap();
+    // A statement that fails half way (a cast error at run time) leaves the file as it was.
+    let failing = flowlens(&[
+        "sql",
+        "SELECT CAST(interface_id AS INT) FROM flows",
+        "-s",
+        &src,
+        "-o",
+        "csv",
+        "--out",
+        path,
+    ]);
+    assert_eq!(failing.status.code(), Some(1), "{}", stderr(&failing));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "earlier result\n");
+    // Two results for one file are refused before anything runs.
+    let two = flowlens(&[
+        "sql",
+        "SELECT 1 AS a; SELECT 2 AS b",
+        "-s",
+        &src,
+        "--out",
+        path,
+        "-o",
+        "csv",
+    ]);
+    assert_eq!(two.status.code(), Some(2), "{}", stderr(&two));
+    assert!(stderr(&two).contains("--out holds one result, but 2 statements return rows"));
+    // Set-up statements before the one result are fine.
+    let view = flowlens(&[
+        "sql",
+        "CREATE VIEW r AS SELECT * FROM flows WHERE action = 'REJECT'; SELECT count(*) AS n FROM r",
+        "-s",
+        &src,
+        "--out",
+        path,
+        "-o",
+        "csv",
+    ]);
+    assert!(view.status.success(), "{}", stderr(&view));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with("n\n") && text.lines().count() == 2,
+        "{text}"
+    );
+    // No temporary file is left beside it.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn memory_limits_are_checked_and_named() {
+    let src = sample_logs();
+    let small = flowlens(&["sql", "SELECT 1", "-s", &src, "--memory-mb", "8"]);
+    assert_eq!(small.status.code(), Some(2));
+    assert!(
+        stderr(&small).contains("--memory-mb 8: at least 64"),
+        "{}",
+        stderr(&small)
+    );
+    // A sort of every column under the least limit spills and finishes.
+    let sorted = csv_rows(
+        &[&src],
+        &["--memory-mb", "64"],
+        "SELECT count(*) FROM (SELECT * FROM flows ORDER BY srcaddr, dstaddr, \"start\", bytes)",
+    );
+    assert_eq!(sorted, vec![count_records(Path::new(&src)).to_string()]);
+}
+
+#[test]
+fn a_baseline_of_another_format_is_refused_with_the_way_to_rebuild_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let src = sample_logs();
+    let out = flowlens(&["baseline", "-s", &src, "--out", base.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta_path = base.join("baseline.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    assert_eq!(meta["format"], 1);
+    meta["format"] = serde_json::json!(99);
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let out = flowlens(&["detect", "-s", &src, "--baseline", base.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("baseline.json: a baseline in format 99"),
+        "{err}"
+    );
+    assert!(
+        err.contains("build it again with `flowlens baseline"),
+        "{err}"
+    );
+}
+
+#[test]
+fn compressed_data_that_is_not_gzip_is_named_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut zstd = vec![0x28, 0xb5, 0x2f, 0xfd];
+    zstd.extend((0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    std::fs::write(dir.path().join("packed.log"), &zstd).unwrap();
+    let out = flowlens(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        dir.path().to_str().unwrap(),
+        "-o",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("packed.log: this is zstd data"), "{err}");
+    assert!(!err.contains("bad lines"), "{err}");
+    assert!(err.lines().count() < 10, "{err}");
+}

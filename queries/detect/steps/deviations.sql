@@ -8,7 +8,11 @@ SELECT w.interface_id, w.account_id, w.vpc_id, w.hour, w.metric, w.value,
        COALESCE(s.mad, d.mad) AS mad,
        COALESCE(s.max, d.max) AS max,
        d.max AS day_max,
+       -- What the baseline compares with: the same hour of day on earlier days (samples
+       -- are days), or every hour of the day type when that slot has too few (samples are
+       -- hours).
        COALESCE(s.n, d.n, 0) AS samples,
+       CASE WHEN s.n IS NOT NULL THEN 'hour_of_day' ELSE 'day_type' END AS basis,
        COALESCE(e.history_hours, 0) AS history_hours
 FROM hour_metrics w
 LEFT JOIN base_hours s
