@@ -38,3 +38,21 @@ pub use run::{
 };
 pub use source::{DEFAULT_CONCURRENCY, S3Options};
 pub use time_range::{TimeRange, format_time, parse_time};
+
+/// Entry points for the fuzz targets under `tests/fuzz/` (built with `--cfg fuzzing` by
+/// cargo-fuzz): internals worth fuzzing that are not part of the public API.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    pub use crate::source::key_info;
+    pub use crate::time_range::MAX_TIME;
+
+    /// The key layout of a folder prefix, as S3 listing reads it.
+    pub fn prefix_window(prefix: &str) -> Option<(i64, i64)> {
+        crate::source::prefix_info(prefix).window
+    }
+
+    /// Renders named-query text with parameter values, as `flowlens query` does.
+    pub fn render_query(text: &str, values: &[(String, String)]) -> crate::Result<String> {
+        crate::query::NamedQuery::parse(text, crate::query::QueryOrigin::Builtin)?.render(values)
+    }
+}

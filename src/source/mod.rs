@@ -16,6 +16,8 @@ mod s3_url;
 mod scan_stats;
 
 pub use key_layout::key_info;
+#[cfg(fuzzing)]
+pub(crate) use key_layout::prefix_info;
 pub(crate) use listing::warn_future;
 pub use listing::{ListFilter, latest_key_start, list_sources};
 pub use object::{ObjectLocation, ObjectRef};

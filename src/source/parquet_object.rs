@@ -24,7 +24,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use tokio::runtime::Handle;
 
-use super::s3_client::s3_error;
+use super::s3_client::{s3_error, stall_timeout};
 use super::s3_url::S3Url;
 use crate::decode::DecoderOptions;
 use crate::error::{Error, Result};
@@ -294,10 +294,16 @@ impl AsyncFileReader for S3RangeReader {
                 .map_err(|e| {
                     ParquetError::External(Box::new(s3_error(self.url.to_string(), &e)))
                 })?;
-            let body = output
-                .body
-                .collect()
+            // A stalled body fails the object rather than the whole scan waiting on it.
+            let body = tokio::time::timeout(stall_timeout(), output.body.collect())
                 .await
+                .map_err(|_| {
+                    ParquetError::General(format!(
+                        "{}: no data for {} s (FLOWLENS_S3_TIMEOUT)",
+                        self.url,
+                        stall_timeout().as_secs_f64()
+                    ))
+                })?
                 .map_err(|e| ParquetError::External(Box::new(e)))?;
             Ok(body.into_bytes())
         }

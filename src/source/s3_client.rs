@@ -23,15 +23,32 @@ pub struct S3Options {
 
 pub const DEFAULT_CONCURRENCY: usize = 64;
 
+/// How long an S3 response may go without a byte before the connection is taken for stalled:
+/// `FLOWLENS_S3_TIMEOUT` (seconds, default 60). It bounds the wait for a response's first
+/// byte and every wait for more of a body.
+pub(crate) fn stall_timeout() -> Duration {
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        let secs = std::env::var("FLOWLENS_S3_TIMEOUT")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(60.0);
+        Duration::from_secs_f64(secs)
+    })
+}
+
 /// Builds a client. Only called when a source or output is on S3.
 pub async fn s3_client(options: &S3Options) -> Client {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        // Throttling (503 SlowDown) and transient errors: the SDK's adaptive retries.
-        .retry_config(RetryConfig::adaptive().with_max_attempts(5))
+        // Throttling (503 SlowDown) and transient errors: the SDK's standard retries (the
+        // object reader retries GetObject on top, see s3_reader). Adaptive mode's client-side
+        // rate limit slowed a throttled burst of small objects to a crawl.
+        .retry_config(RetryConfig::standard().with_max_attempts(4))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .read_timeout(Duration::from_secs(60))
+                .read_timeout(stall_timeout())
                 .build(),
         );
     if let Some(url) = &options.endpoint_url {

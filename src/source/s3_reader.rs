@@ -9,14 +9,16 @@ use std::ops::ControlFlow;
 
 use arrow::array::RecordBatch;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::types::ServerSideEncryption;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::object_reader::read_text;
-use super::s3_client::{access_denied_message, s3_error};
+use super::s3_client::{access_denied_message, s3_error, stall_timeout};
 use super::s3_url::S3Url;
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
@@ -27,6 +29,12 @@ const BUFFER: usize = 256 * 1024;
 const PIECE: usize = 64 * 1024;
 /// Buffers that may wait, per object, for the decoder.
 const BUFFERS_AHEAD: usize = 4;
+/// Times one object's body is resumed after breaking off or stalling before it fails.
+const MAX_RESUMES: usize = 3;
+/// Times flowlens sends an object's GetObject again after a retryable failure, on top of the
+/// SDK's own retries (which share one retry quota per client: a burst of throttling on
+/// hundreds of objects drains it, and the objects after that would fail at once).
+const OBJECT_RETRIES: u32 = 6;
 
 /// An object whose request is on its way and whose body is arriving in buffers.
 pub(crate) struct PendingGet {
@@ -38,13 +46,27 @@ pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> Pendin
     let client = client.clone();
     let url = url.clone();
     handle.spawn(async move {
-        let output = match client
-            .get_object()
-            .bucket(&url.bucket)
-            .key(&url.key)
-            .send()
-            .await
-        {
+        let mut attempt = 0;
+        let output = loop {
+            let sent = client
+                .get_object()
+                .bucket(&url.bucket)
+                .key(&url.key)
+                .send()
+                .await;
+            match sent {
+                Err(e) if attempt < OBJECT_RETRIES && retryable(&e) => {
+                    attempt += 1;
+                    tracing::debug!(
+                        "{url}: {} (try {attempt}); trying again",
+                        s3_error(url.to_string(), &e)
+                    );
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => break other,
+            }
+        };
+        let output = match output {
             Ok(output) => output,
             Err(SdkError::ServiceError(e)) if e.err().code() == Some("AccessDenied") => {
                 let text = e.err().message().unwrap_or("").to_string();
@@ -63,11 +85,24 @@ pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> Pendin
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(BUFFER);
         let room = |left: usize| left.clamp(1, BUFFER + PIECE);
+        // A body that breaks off or stalls is resumed where it stopped, with a range request
+        // for the same version of the object (If-Match on its ETag).
+        let etag = output.e_tag().map(str::to_string);
+        let mut received: u64 = 0;
+        let mut resumes = 0;
         let mut body = output.body;
         let mut buffer = BytesMut::with_capacity(room(left));
         loop {
-            match body.next().await {
+            let next = match tokio::time::timeout(stall_timeout(), body.next()).await {
+                Ok(next) => next.map(|piece| piece.map_err(|e| super::s3_client::root_cause(&e))),
+                Err(_) => Some(Err(format!(
+                    "no data for {} s (FLOWLENS_S3_TIMEOUT)",
+                    stall_timeout().as_secs_f64()
+                ))),
+            };
+            match next {
                 Some(Ok(piece)) => {
+                    received += piece.len() as u64;
                     buffer.extend_from_slice(&piece);
                     if buffer.len() >= BUFFER {
                         let full = buffer.split().freeze();
@@ -79,13 +114,44 @@ pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> Pendin
                         }
                     }
                 }
-                Some(Err(e)) => {
+                Some(Err(why)) if resumes < MAX_RESUMES => {
+                    resumes += 1;
+                    tracing::debug!(
+                        "{url}: the body broke off after {received} bytes ({why}); resuming"
+                    );
+                    let resumed = client
+                        .get_object()
+                        .bucket(&url.bucket)
+                        .key(&url.key)
+                        .range(format!("bytes={received}-"))
+                        .set_if_match(etag.clone())
+                        .send()
+                        .await;
+                    match resumed {
+                        Ok(rest) => body = rest.body,
+                        Err(e) => {
+                            let error = s3_error(url.to_string(), &e);
+                            let _ = tx
+                                .send(Err(Error::S3 {
+                                    location: url.to_string(),
+                                    message: format!(
+                                        "the body broke off after {received} bytes ({why}) and \
+                                         could not be resumed: {}",
+                                        failure_text(&error)
+                                    ),
+                                }))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+                Some(Err(why)) => {
                     let _ = tx
                         .send(Err(Error::S3 {
                             location: url.to_string(),
                             message: format!(
-                                "the body broke off: {}",
-                                super::s3_client::root_cause(&e)
+                                "the body broke off after {received} bytes, {resumes} times \
+                                 resumed: {why}"
                             ),
                         }))
                         .await;
@@ -99,6 +165,37 @@ pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> Pendin
         }
     });
     PendingGet { rx }
+}
+
+/// Whether a failed request may succeed when sent again: throttling (503 SlowDown), a
+/// server error, a timeout, a connection that failed or broke.
+fn retryable(error: &SdkError<GetObjectError, HttpResponse>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(e) => {
+            matches!(
+                e.err().code(),
+                Some("SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout")
+            ) || matches!(e.raw().status().as_u16(), 500 | 502 | 503 | 504)
+        }
+        _ => false,
+    }
+}
+
+/// Exponential backoff with full jitter: up to 0.2 s, 0.4 s, … capped at 5 s.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let cap = (0.2 * f64::from(1u32 << attempt.min(5))).min(5.0);
+    std::time::Duration::from_secs_f64(cap * (0.5 + fastrand::f64() / 2.0))
+}
+
+/// An error's message without its location (the caller names the object).
+fn failure_text(error: &Error) -> String {
+    match error {
+        Error::S3 { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Access was denied: ask (HEAD needs no decryption) whether the object is SSE-KMS

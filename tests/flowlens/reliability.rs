@@ -705,3 +705,261 @@ fn compressed_data_that_is_not_gzip_is_named_once() {
     assert!(!err.contains("bad lines"), "{err}");
     assert!(err.lines().count() < 10, "{err}");
 }
+
+/// A proxy on 127.0.0.1 between flowlens and the S3 test server that injects faults into
+/// the first GETs of each object: throttling, a body that breaks off half way, a body that
+/// stalls half way. Every connection carries one request (`Connection: close`).
+mod fault_proxy {
+    use std::collections::HashMap;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum Fault {
+        /// 503 SlowDown, as S3 answers when throttling.
+        SlowDown,
+        /// Headers and half the body, then the connection closes.
+        BreakOff,
+        /// Headers and half the body, then nothing for a minute.
+        Stall,
+    }
+
+    pub struct Proxy {
+        pub endpoint: String,
+        /// Object GETs seen per key.
+        pub gets: Arc<Mutex<HashMap<String, usize>>>,
+    }
+
+    /// Faults the first `times` GETs of every object whose key ends with `suffix`.
+    pub fn start(upstream: &str, fault: Fault, times: usize, suffix: &'static str) -> Proxy {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let gets = Arc::new(Mutex::new(HashMap::new()));
+        let seen = gets.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let (upstream, seen) = (upstream.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(client, &upstream, &seen, fault, times, suffix);
+                });
+            }
+        });
+        Proxy { endpoint, gets }
+    }
+
+    fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if stream.read(&mut byte)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            head.push(byte[0]);
+        }
+        Ok(head)
+    }
+
+    /// The head with `Connection: close` in place of any Connection header.
+    fn closing(head: &str) -> String {
+        let mut lines: Vec<&str> = head
+            .trim_end()
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+            .collect();
+        lines.push("Connection: close");
+        format!("{}\r\n\r\n", lines.join("\r\n"))
+    }
+
+    fn serve(
+        mut client: TcpStream,
+        upstream: &str,
+        seen: &Mutex<HashMap<String, usize>>,
+        fault: Fault,
+        times: usize,
+        suffix: &str,
+    ) -> std::io::Result<()> {
+        let head = String::from_utf8_lossy(&read_head(&mut client)?).into_owned();
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_string())
+            })
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        client.read_exact(&mut body)?;
+        let mut words = head.split_whitespace();
+        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let path = target.split('?').next().unwrap_or("").to_string();
+        let faulted =
+            method == "GET" && !target.contains("list-type") && path.ends_with(suffix) && {
+                let mut seen = seen.lock().unwrap();
+                let n = seen.entry(path.clone()).or_insert(0);
+                *n += 1;
+                *n <= times
+            };
+        if faulted && fault == Fault::SlowDown {
+            let xml = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+            let reply = format!(
+                "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+            return client.write_all(reply.as_bytes());
+        }
+        let mut server = TcpStream::connect(upstream)?;
+        server.write_all(closing(&head).as_bytes())?;
+        server.write_all(&body)?;
+        let mut response = Vec::new();
+        server.read_to_end(&mut response)?;
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| i + 4)
+            .unwrap_or(response.len());
+        let (reply_head, reply_body) = response.split_at(split);
+        let reply_head = closing(&String::from_utf8_lossy(reply_head));
+        client.write_all(reply_head.as_bytes())?;
+        if !faulted {
+            return client.write_all(reply_body);
+        }
+        client.write_all(&reply_body[..reply_body.len() / 2])?;
+        client.flush()?;
+        if fault == Fault::Stall {
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        Ok(())
+    }
+}
+
+/// An S3 bucket of the sample's objects behind a proxy injecting `fault`.
+fn faulty_sample(
+    server: &s3::Server,
+    fault: fault_proxy::Fault,
+    times: usize,
+) -> fault_proxy::Proxy {
+    let bucket = server.bucket("logs");
+    if !bucket.join("AWSLogs").exists() {
+        copy_tree(Path::new(&sample_logs()), &bucket);
+    }
+    fault_proxy::start(&server.endpoint, fault, times, ".log.gz")
+}
+
+fn through(server: &s3::Server, proxy: &fault_proxy::Proxy, args: &[&str]) -> Output {
+    let mut cmd = server.command(args);
+    cmd.env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("FLOWLENS_S3_TIMEOUT", "2");
+    cmd.output().unwrap()
+}
+
+const FAULT_SQL: &str =
+    "SELECT count(*), count(DISTINCT interface_id), sum(bytes), sum(packets) FROM flows";
+
+#[test]
+fn s3_faults_are_retried_to_the_right_answer() {
+    use fault_proxy::Fault;
+    let expected = csv_rows(&[&sample_logs()], &[], FAULT_SQL);
+    let server = s3::Server::start();
+    for fault in [Fault::SlowDown, Fault::BreakOff, Fault::Stall] {
+        let proxy = faulty_sample(&server, fault, 1);
+        let out = through(
+            &server,
+            &proxy,
+            &["sql", FAULT_SQL, "-s", "s3://logs/", "-o", "csv"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{fault:?}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out).lines().skip(1).collect::<Vec<_>>(),
+            expected,
+            "{fault:?}"
+        );
+        // Every object was faulted once and asked for again.
+        let gets = proxy.gets.lock().unwrap();
+        assert!(
+            gets.len() > 100 && gets.values().all(|&n| n >= 2),
+            "{fault:?}: {gets:?}"
+        );
+    }
+
+    // convert and the scheduled task through a proxy that breaks every object once.
+    let proxy = faulty_sample(&server, Fault::BreakOff, 1);
+    let lake = tempfile::tempdir().unwrap();
+    let out = through(
+        &server,
+        &proxy,
+        &[
+            "convert",
+            "-s",
+            "s3://logs/",
+            "--out",
+            lake.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        csv_rows(&[lake.path().to_str().unwrap()], &[], FAULT_SQL),
+        expected
+    );
+    let proxy = faulty_sample(&server, Fault::Stall, 1);
+    let work = tempfile::tempdir().unwrap();
+    let mut run = server.command(&["run"]);
+    let out = run
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("FLOWLENS_S3_TIMEOUT", "2")
+        .env("FLOWLENS_SOURCE", "s3://logs/")
+        .env("FLOWLENS_STATE", work.path().join("st"))
+        .env("FLOWLENS_FINDINGS", work.path().join("findings"))
+        .env_remove("FLOWLENS_CONVERT")
+        .env_remove("FLOWLENS_FAILPOINT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let records: u64 = expected[0].split(',').next().unwrap().parse().unwrap();
+    assert_eq!(summary(&out)["records"], records);
+}
+
+#[test]
+fn s3_faults_that_persist_name_the_object_and_never_give_a_wrong_answer() {
+    use fault_proxy::Fault;
+    let server = s3::Server::start();
+    let bucket = server.bucket("logs");
+    copy_tree(Path::new(&sample_logs()), &bucket);
+    // One object breaks off on every GET; the proxy passes the others.
+    let victim = walk(&bucket)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".log.gz"))
+        .unwrap();
+    let name = victim.file_name().unwrap().to_string_lossy().to_string();
+    let proxy = fault_proxy::start(
+        &server.endpoint,
+        Fault::BreakOff,
+        usize::MAX,
+        Box::leak(name.clone().into_boxed_str()),
+    );
+    let out = through(
+        &server,
+        &proxy,
+        &["sql", FAULT_SQL, "-s", "s3://logs/", "-o", "csv"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{name}: the body broke off after")),
+        "{err}"
+    );
+    // The answer is that of the other objects, exactly.
+    let rest = tempfile::tempdir().unwrap();
+    copy_tree(Path::new(&sample_logs()), rest.path());
+    for f in walk(rest.path()) {
+        if f.file_name().unwrap().to_string_lossy() == name {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    let expected = csv_rows(&[rest.path().to_str().unwrap()], &[], FAULT_SQL);
+    assert_eq!(stdout(&out).lines().skip(1).collect::<Vec<_>>(), expected);
+}
