@@ -646,14 +646,14 @@ fn memory_limits_are_checked_and_named() {
     let small = flowlens(&["sql", "SELECT 1", "-s", &src, "--memory-mb", "8"]);
     assert_eq!(small.status.code(), Some(2));
     assert!(
-        stderr(&small).contains("--memory-mb 8: at least 64"),
+        stderr(&small).contains("--memory-mb 8: at least 128"),
         "{}",
         stderr(&small)
     );
     // A sort of every column under the least limit spills and finishes.
     let sorted = csv_rows(
         &[&src],
-        &["--memory-mb", "64"],
+        &["--memory-mb", "128"],
         "SELECT count(*) FROM (SELECT * FROM flows ORDER BY srcaddr, dstaddr, \"start\", bytes)",
     );
     assert_eq!(sorted, vec![count_records(Path::new(&src)).to_string()]);

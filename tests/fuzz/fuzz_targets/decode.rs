@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     };
     if flags & 4 != 0 {
         // A projection of a few columns, in an order of the input's choosing.
-        options.projection = Some(vec![data[2] as usize % 43, 10, 11, 2]);
+        options.projection = Some(vec![data[2] as usize % flowlens::FIELDS.len(), 10, 11, 2]);
     }
     if flags & 8 != 0 {
         options.time_range = TimeRange {
