@@ -243,6 +243,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn extreme_values_still_give_one_line_of_json() {
+        // Found by reasoning about the findings fuzz target: times past i64::MAX / 1000
+        // overflowed the OCSF milliseconds.
+        let f = Finding {
+            finding_id: "0".into(),
+            kind: "dos\n\"x".into(),
+            severity: Severity::High,
+            interface_id: "eni-\u{1b}[2J".into(),
+            account_id: None,
+            vpc_id: None,
+            window_start: i64::MIN,
+            window_end: i64::MAX,
+            score: f64::NAN,
+            summary: String::new(),
+            evidence: Map::new(),
+        };
+        for line in [f.to_json().to_string(), f.to_ocsf(i64::MAX).to_string()] {
+            assert!(!line.contains('\n'));
+            let back: Value = serde_json::from_str(&line).unwrap();
+            assert!(back.is_object());
+        }
+        assert_eq!(f.to_ocsf(0)["time"], i64::MAX);
+    }
+
+    #[test]
     fn ids_are_stable_and_severities_ordered() {
         assert_eq!(
             stable_hash("port_scan|eni-1|100|"),

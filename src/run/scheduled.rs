@@ -328,13 +328,7 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
         };
         let converted = convert(&session, &options, &|_| {}).await?;
         summary.parquet_files = converted.files.len();
-        failed.extend(
-            session
-                .stats()
-                .failures()
-                .into_iter()
-                .map(|f| (f.location, f.message)),
-        );
+        failed.extend(failures(&session));
         failpoint::point("converted");
     }
 
@@ -343,13 +337,7 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
     let latest = pipeline.prepare(TimeRange::ALL).await?;
     let records = session.stats().rows();
     let bad_lines = session.stats().bad_lines().total();
-    failed.extend(
-        session
-            .stats()
-            .failures()
-            .into_iter()
-            .map(|f| (f.location, f.message)),
-    );
+    failed.extend(failures(&session));
     if let Some(since) = since {
         summary.late_records = late_records(&session, since).await?;
         if summary.late_records > 0 {
@@ -498,6 +486,15 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
     summary.failed_objects = failed.len();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The objects a session could not read, with their errors.
+fn failures(session: &FlowsSession) -> impl Iterator<Item = (String, String)> {
+    session
+        .stats()
+        .failures()
+        .into_iter()
+        .map(|f| (f.location, f.message))
 }
 
 /// Records of the batch that end before `since` (objects are pruned by their keys, so only

@@ -84,14 +84,7 @@ impl StateStore {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(&location, e))?;
                 }
-                let folder = path.parent().unwrap_or(dir);
-                let mut staging =
-                    tempfile::NamedTempFile::new_in(folder).map_err(|e| Error::io(&location, e))?;
-                use std::io::Write;
-                staging
-                    .write_all(bytes)
-                    .and_then(|()| staging.as_file().sync_all())
-                    .map_err(|e| Error::io(&location, e))?;
+                let staging = staged(path.parent().unwrap_or(dir), bytes, &location)?;
                 staging
                     .persist(&path)
                     .map(|_| ())
@@ -119,13 +112,7 @@ impl StateStore {
                 // Written whole to a temporary file first, then linked into place: the link
                 // fails if the name exists, and a failed write (disk full) never leaves an
                 // empty or half-written object under the name.
-                let mut staging =
-                    tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(&location, e))?;
-                use std::io::Write;
-                staging
-                    .write_all(bytes)
-                    .and_then(|()| staging.as_file().sync_all())
-                    .map_err(|e| Error::io(&location, e))?;
+                let staging = staged(dir, bytes, &location)?;
                 match std::fs::hard_link(staging.path(), dir.join(name)) {
                     Ok(()) => Ok(true),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
@@ -169,4 +156,21 @@ impl StateStore {
                 .map_err(|e| crate::source::s3_error_for(location, &e)),
         }
     }
+}
+
+/// `bytes` written whole and synced to a temporary file in `folder`, to be renamed or linked
+/// into place (a failed write leaves nothing under the real name).
+fn staged(
+    folder: &std::path::Path,
+    bytes: &[u8],
+    location: &str,
+) -> Result<tempfile::NamedTempFile> {
+    use std::io::Write;
+    let mut staging =
+        tempfile::NamedTempFile::new_in(folder).map_err(|e| Error::io(location, e))?;
+    staging
+        .write_all(bytes)
+        .and_then(|()| staging.as_file().sync_all())
+        .map_err(|e| Error::io(location, e))?;
+    Ok(staging)
 }
