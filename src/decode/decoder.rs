@@ -295,7 +295,9 @@ impl Decoder {
         if self.carry_too_long {
             return;
         }
-        if self.carry.len() + bytes.len() > self.options.max_line_len {
+        // One byte more than the limit may be a CR of a CRLF, which does not count: the
+        // carried line is measured exactly once it ends (found by the decode fuzz target).
+        if self.carry.len() + bytes.len() > self.options.max_line_len + 1 {
             self.carry.clear();
             self.carry_too_long = true;
         } else {
@@ -977,5 +979,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("this is a transit gateway flow log"), "{err}");
+    }
+
+    #[test]
+    fn a_crlf_line_of_exactly_the_limit_is_not_too_long_in_any_chunking() {
+        // From the decode fuzz target: split across chunks, the CR counted toward the limit.
+        let options = DecoderOptions {
+            max_line_len: 40,
+            ..projected(&["interface_id"])
+        };
+        let line = "2 1 eni-a 10.0.0.1 10.0.0.2 1 2 6 1 1 OK";
+        assert_eq!(line.len(), 40);
+        let d = decode_all_ways(format!("{line}\r\n").as_bytes(), &options).unwrap();
+        assert_eq!(d.bad.total(), 1);
+        assert_eq!(d.bad.samples()[0].reason, BadLineReason::FieldCount);
+        let long = format!("{line}x\r\n");
+        let d = decode_all_ways(long.as_bytes(), &options).unwrap();
+        assert_eq!(d.bad.samples()[0].reason, BadLineReason::TooLong);
     }
 }
