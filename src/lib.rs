@@ -21,8 +21,9 @@ mod time_range;
 
 pub use decode::{Decoder, DecoderOptions};
 pub use detect::{
-    Baseline, DAY, DetectCatalog, DetectOptions, Finding, Severity, any_at_or_above, detect,
-    evaluate, learn_baseline, listing_range, read_labels, recent_range,
+    BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore, DAY, DetectCatalog, DetectPlan,
+    DetectReport, Finding, FindingsFormat, Severity, any_at_or_above, baseline_listing, detect,
+    evaluate, learn_baseline, read_labels, render_findings,
 };
 pub use error::{Error, Result};
 pub use failpoint::request_stop;
@@ -34,7 +35,8 @@ pub use query::{
     default_memory_limit, is_private,
 };
 pub use run::{
-    ConvertOptions, ConvertSummary, RunConfig, athena_ddl, convert, remove_stale, run_once,
+    ConvertOptions, ConvertSummary, RunConfig, RunStatus, athena_ddl, convert, remove_stale,
+    run_once,
 };
 pub use source::{DEFAULT_CONCURRENCY, S3Options};
 pub use time_range::{TimeRange, format_time, parse_time};

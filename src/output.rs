@@ -16,7 +16,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Error, Result};
-use crate::source::{S3Options, S3Url, s3_client, upload_file};
+use crate::source::{S3Options, Store};
 use datafusion::execution::SendableRecordBatchStream;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -53,34 +53,25 @@ impl OutputOptions {
     }
 }
 
-/// Writes a result stream; returns the number of rows. An `s3://` output is written to a
-/// temporary file first and uploaded whole once complete, so readers never see half of it.
+/// Writes a result stream; returns the number of rows. A `--out` file is written to a
+/// staging file first and put in place whole once complete (a rename, or one upload to S3):
+/// a statement that fails half way leaves an existing file as it was, and readers never see
+/// half of one.
 pub async fn write_stream(
     mut stream: SendableRecordBatchStream,
     options: &OutputOptions,
 ) -> Result<u64> {
     let schema = stream.schema();
-    let s3_target = match options
-        .out
-        .as_ref()
-        .and_then(|p| S3Url::parse(&p.to_string_lossy()))
-    {
-        Some(Ok(url)) => Some(url),
-        Some(Err(reason)) => return Err(Error::invalid("--out", reason)),
+    let target = match &options.out {
+        Some(path) => Some(Store::for_file(&path.to_string_lossy(), "--out", &options.s3).await?),
         None => None,
     };
-    // The result goes to a temporary file first (beside a local `--out`, so the rename is
-    // atomic): a statement that fails half way leaves an existing file as it was.
-    let staging = match (&s3_target, &options.out) {
-        (Some(_), _) => Some(tempfile::NamedTempFile::new().map_err(|e| Error::io("--out", e))?),
-        (None, Some(path)) => Some(staging_beside(path)?),
-        (None, None) => None,
+    let staging = match &target {
+        Some((store, name)) => Some(store.staging(name)?),
+        None => None,
     };
     let local = OutputOptions {
-        out: staging
-            .as_ref()
-            .map(|f| f.path().to_path_buf())
-            .or_else(|| options.out.clone()),
+        out: staging.as_ref().map(|f| f.path().to_path_buf()),
         ..options.clone()
     };
     let location = options
@@ -96,21 +87,14 @@ pub async fn write_stream(
         sink.write(&batch)?;
     }
     sink.finish(rows)?;
-    match (s3_target, staging, &options.out) {
-        (Some(url), Some(file), _) => {
-            let client = s3_client(&options.s3).await;
-            upload_file(&client, &url, file.path()).await?;
-        }
-        (None, Some(file), Some(path)) => {
-            file.persist(path)
-                .map_err(|e| Error::io(path.display().to_string(), e.error))?;
-        }
-        _ => {}
+    if let (Some((store, name)), Some(file)) = (target, staging) {
+        store.commit(&name, file.into_temp_path()).await?;
     }
     Ok(rows)
 }
 
-/// Writes finished text (findings, reports) to standard output, a file or `s3://bucket/key`.
+/// Writes finished text (findings, reports) to standard output, a file or `s3://bucket/key`,
+/// whole.
 pub async fn write_text(text: &str, out: Option<&Path>, s3: &S3Options) -> Result<()> {
     let Some(path) = out else {
         let mut stdout = std::io::stdout().lock();
@@ -119,41 +103,12 @@ pub async fn write_text(text: &str, out: Option<&Path>, s3: &S3Options) -> Resul
             .and_then(|()| stdout.flush())
             .map_err(|e| Error::io("<stdout>", e));
     };
-    match S3Url::parse(&path.to_string_lossy()) {
-        Some(Ok(url)) => {
-            let staging = tempfile::NamedTempFile::new().map_err(|e| Error::io("--out", e))?;
-            std::fs::write(staging.path(), text).map_err(|e| Error::io("--out", e))?;
-            let client = s3_client(s3).await;
-            upload_file(&client, &url, staging.path()).await
-        }
-        Some(Err(reason)) => Err(Error::invalid("--out", reason)),
-        None => {
-            let location = path.display().to_string();
-            let mut staging = staging_beside(path)?;
-            staging
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::io(&location, e))?;
-            staging
-                .persist(path)
-                .map(|_| ())
-                .map_err(|e| Error::io(&location, e.error))
-        }
-    }
-}
-
-/// A temporary file in the folder of `path` (created if missing), to be renamed over it once
-/// complete: readers see the old file or the new one, never half of one.
-fn staging_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
-    let location = path.display().to_string();
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| Error::io(&location, e))?;
-    tempfile::Builder::new()
-        .prefix(".flowlens-")
-        .tempfile_in(parent)
-        .map_err(|e| Error::io(location, e))
+    let (store, name) = Store::for_file(&path.to_string_lossy(), "--out", s3).await?;
+    let mut staging = store.staging(&name)?;
+    staging
+        .write_all(text.as_bytes())
+        .map_err(|e| Error::io(store.location(&name), e))?;
+    store.commit(&name, staging.into_temp_path()).await
 }
 
 /// Writes batches already in memory.

@@ -210,9 +210,20 @@ pub struct BaselineArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// Folder to write the baseline into (Parquet tables and baseline.json).
+    /// Folder or s3:// prefix to write a new baseline into (replacing any there).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "update",
+        conflicts_with = "update"
+    )]
+    pub out: Option<String>,
+
+    /// Extend the baseline in this folder or s3:// prefix with the days it does not cover
+    /// yet (by default, from where it ends to the latest data); days it covers are never
+    /// folded twice.
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub update: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -223,6 +234,16 @@ pub enum FindingsFormat {
     Jsonl,
     /// OCSF 1.3 Detection Findings (class 2004), one per line.
     Ocsf,
+}
+
+impl From<FindingsFormat> for flowlens::FindingsFormat {
+    fn from(format: FindingsFormat) -> Self {
+        match format {
+            FindingsFormat::Table => flowlens::FindingsFormat::Table,
+            FindingsFormat::Jsonl => flowlens::FindingsFormat::Jsonl,
+            FindingsFormat::Ocsf => flowlens::FindingsFormat::Ocsf,
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -246,10 +267,10 @@ pub struct DetectArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// A stored baseline (from `flowlens baseline`); without it one is learnt from the days
-    /// before the window.
+    /// A stored baseline (from `flowlens baseline`), a folder or s3:// prefix; without it
+    /// one is learnt from the days before the window.
     #[arg(long, value_name = "DIR")]
-    pub baseline: Option<PathBuf>,
+    pub baseline: Option<String>,
 
     #[command(flatten)]
     pub thresholds: ThresholdArgs,

@@ -9,8 +9,8 @@ use anyhow::Result;
 use super::args::{BaselineArgs, DetectArgs, EvaluateArgs, FindingsFormat, ThresholdArgs};
 use super::{EXIT_PARTIAL, flows_config, open_session, report, usage};
 use flowlens::{
-    Baseline, DetectCatalog, DetectOptions, Finding, S3Options, any_at_or_above, detect, evaluate,
-    format_time, learn_baseline, listing_range, read_labels, recent_range, write_text,
+    BaselineStore, DetectCatalog, DetectPlan, S3Options, any_at_or_above, baseline_listing, detect,
+    evaluate, format_time, learn_baseline, read_labels, render_findings, write_text,
 };
 
 /// Exit code when findings at or above `--fail-on` exist (DESIGN.md).
@@ -27,23 +27,67 @@ fn catalog(args: &ThresholdArgs) -> Result<DetectCatalog> {
     Ok(catalog)
 }
 
+/// How to make a baseline again where one cannot be read.
+fn rebuild_hint(location: &str) -> String {
+    format!("build it again with `flowlens baseline --source … --out {location}`")
+}
+
 pub async fn baseline(args: BaselineArgs, quiet: bool) -> Result<ExitCode> {
-    let config = flows_config(&args.source)?;
+    let mut config = flows_config(&args.source)?;
     let started = Instant::now();
+    let s3 = S3Options {
+        endpoint_url: args.source.endpoint_url.clone(),
+        concurrency: None,
+    };
+    let (location, update) = match (&args.out, &args.update) {
+        (_, Some(dir)) => (dir.clone(), true),
+        (Some(dir), None) => (dir.clone(), false),
+        (None, None) => return Err(usage("give --out DIR or --update DIR")),
+    };
+    let store = BaselineStore::open(&location, &s3, &rebuild_hint(&location))
+        .await
+        .map_err(usage)?;
+    let stored = match update {
+        true => Some(store.load().await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{location}: no baseline to update (create one with `flowlens baseline --out`)"
+            )
+        })?),
+        false => None,
+    };
+    let range = config.time_range;
+    config.time_range = baseline_listing(range, stored.as_ref());
     let session = open_session(&config).await?;
     report::selected(&session, quiet);
-    let baseline = learn_baseline(&session, config.time_range).await?;
-    baseline.save(&args.out)?;
-    if !quiet {
-        eprintln!(
-            "baseline of {} interfaces from {} to {} written to {}",
-            baseline.meta.interfaces,
-            format_time(baseline.meta.since),
-            format_time(baseline.meta.until),
-            args.out.display()
-        );
+    let before = stored.as_ref().map(|b| b.meta.covered.clone());
+    match learn_baseline(&session, range, stored).await? {
+        Some(mut baseline) => {
+            store.save(&mut baseline).await?;
+            if !quiet {
+                eprintln!(
+                    "baseline of {} interfaces from {} to {} written to {location}",
+                    baseline.meta.interfaces,
+                    format_time(baseline.meta.since),
+                    format_time(baseline.meta.until),
+                );
+                if before.is_some() {
+                    eprintln!("flowlens: covers {}", covered(&baseline.meta.covered));
+                }
+            }
+        }
+        None if !quiet => eprintln!("flowlens: nothing new to fold into {location}"),
+        None => {}
     }
     Ok(report::finished(&session, started, quiet))
+}
+
+/// Periods as people read them.
+fn covered(periods: &[(i64, i64)]) -> String {
+    periods
+        .iter()
+        .map(|&(a, b)| format!("{} to {}", format_time(a), format_time(b)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
@@ -63,31 +107,33 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
         (None, Some(until)) => Some((until - flowlens::DAY, until)),
         (None, None) => None,
     };
+    let s3 = S3Options {
+        endpoint_url: args.source.endpoint_url.clone(),
+        concurrency: None,
+    };
     let baseline = match &args.baseline {
-        Some(dir) => Some(Baseline::load(dir).map_err(usage)?),
+        Some(location) => {
+            let store = BaselineStore::open(location, &s3, &rebuild_hint(location))
+                .await
+                .map_err(usage)?;
+            Some(store.load().await?.ok_or_else(|| {
+                usage(format!(
+                    "{location}: no baseline there (make one with `flowlens baseline --out`)"
+                ))
+            })?)
+        }
         None => None,
     };
-    let days = args.thresholds.baseline_days;
-    if days < 1 {
-        return Err(usage("--baseline-days must be at least 1"));
-    }
     let started = Instant::now();
+    let days = args.thresholds.baseline_days;
+    let plan = DetectPlan::new(&config, window, days, baseline.is_some())
+        .await
+        .map_err(usage)?;
     // The listing covers the baseline's days too; rows are not cut to the window here.
-    config.time_range = listing_range(window, days, baseline.is_some());
-    if window.is_none()
-        && let Some(latest) = config.latest_key_start().await?
-    {
-        config.time_range = recent_range(latest, days, baseline.is_some());
-    }
+    config.time_range = plan.listing;
     let session = open_session(&config).await?;
     report::selected(&session, quiet);
-    let options = DetectOptions {
-        window,
-        baseline_days: days,
-        baseline,
-        catalog,
-    };
-    let report = detect(&session, &options).await?;
+    let report = detect(&session, &plan, baseline.as_ref(), &catalog).await?;
     if !quiet {
         for warning in &report.warnings {
             eprintln!("flowlens: {warning}");
@@ -108,11 +154,8 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
             false => FindingsFormat::Jsonl,
         },
     );
-    let text = render(&report.findings, format);
-    let s3 = S3Options {
-        endpoint_url: args.source.endpoint_url.clone(),
-        concurrency: None,
-    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let text = render_findings(&report.findings, format.into(), Some(now));
     write_text(&text, args.out.as_deref(), &s3).await?;
     let code = report::finished(&session, started, quiet);
     if let Some(level) = args.fail_on
@@ -121,40 +164,6 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_FINDINGS));
     }
     Ok(code)
-}
-
-fn render(findings: &[Finding], format: FindingsFormat) -> String {
-    match format {
-        FindingsFormat::Jsonl => findings
-            .iter()
-            .map(|f| format!("{}\n", f.to_json()))
-            .collect(),
-        FindingsFormat::Ocsf => {
-            let now = chrono::Utc::now().timestamp_millis();
-            findings
-                .iter()
-                .map(|f| format!("{}\n", f.to_ocsf(now)))
-                .collect()
-        }
-        FindingsFormat::Table => {
-            if findings.is_empty() {
-                return "no findings\n".to_string();
-            }
-            let mut out = String::new();
-            for f in findings {
-                out.push_str(&format!(
-                    "{:<8} {:<18} {} {}  {}\n         {}\n",
-                    f.severity.as_str().to_uppercase(),
-                    f.kind,
-                    format_time(f.window_start),
-                    f.interface_id,
-                    f.finding_id,
-                    f.summary
-                ));
-            }
-            out
-        }
-    }
 }
 
 pub async fn run_evaluate(args: EvaluateArgs, quiet: bool) -> Result<ExitCode> {

@@ -136,7 +136,10 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
         lock_ttl,
         max_attempts,
         memory_limit,
-        ocsf,
+        findings_format: match ocsf {
+            true => flowlens::FindingsFormat::Ocsf,
+            false => flowlens::FindingsFormat::Jsonl,
+        },
         format,
         s3: S3Options {
             endpoint_url: env("endpoint_url").or(file.endpoint_url),

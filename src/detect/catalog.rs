@@ -21,6 +21,9 @@ static STEPS: &[(&str, &str)] = sql!["steps/":
     "base_ports", "recent", "deviations",
 ];
 
+/// How a baseline takes in a new period's summary.
+static FOLDS: &[(&str, &str)] = sql!["fold/": "fold_history", "fold_peers", "fold_ports"];
+
 /// One detector per finding kind (the CONTRACT's kinds).
 static DETECTORS: &[(&str, &str)] = sql!["":
     "port_scan", "brute_force", "dos", "exfiltration", "volume_spike", "unusual_port",
@@ -28,7 +31,8 @@ static DETECTORS: &[(&str, &str)] = sql!["":
 ];
 
 /// Parameters the pipeline sets itself; they are not user thresholds.
-pub(crate) const PIPELINE_PARAMS: &[&str] = &["since", "until", "window_start", "window_end"];
+pub(crate) const PIPELINE_PARAMS: &[&str] =
+    &["since", "until", "window_start", "window_end", "keep_since"];
 
 /// The detection SQL with the user's threshold overrides applied.
 #[derive(Clone, Debug)]
@@ -45,7 +49,11 @@ impl DetectCatalog {
             Ok((*name, NamedQuery::parse(text, QueryOrigin::Builtin)?))
         };
         Ok(DetectCatalog {
-            steps: STEPS.iter().map(parse).collect::<Result<_>>()?,
+            steps: STEPS
+                .iter()
+                .chain(FOLDS)
+                .map(parse)
+                .collect::<Result<_>>()?,
             detectors: DETECTORS
                 .iter()
                 .map(|d| parse(d).map(|(_, q)| q))
@@ -222,6 +230,9 @@ mod tests {
         let mut steps: Vec<String> = STEPS.iter().map(|(n, _)| n.to_string()).collect();
         steps.sort();
         assert_eq!(names(&dir.join("steps")), steps);
+        let mut folds: Vec<String> = FOLDS.iter().map(|(n, _)| n.to_string()).collect();
+        folds.sort();
+        assert_eq!(names(&dir.join("fold")), folds);
         let catalog = DetectCatalog::builtin().unwrap();
         assert_eq!(catalog.detectors().len(), 10);
     }

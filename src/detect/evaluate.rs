@@ -12,7 +12,6 @@ use super::finding::Finding;
 use super::pipeline::{DAY, Pipeline, default_window};
 use crate::error::{Error, Result};
 use crate::query::FlowsSession;
-use crate::time_range::TimeRange;
 
 /// A labelled incident.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,19 +106,36 @@ pub async fn evaluate(
     baseline_days: i64,
 ) -> Result<Evaluation> {
     let pipeline = Pipeline::new(session.context(), catalog);
-    let Some(latest) = pipeline.prepare(TimeRange::ALL).await? else {
+    let Some(latest) = pipeline.latest(None).await? else {
         return Err(Error::invalid(
             "evaluate",
             "no flow log records in the sources",
         ));
     };
     let (_, last_end) = default_window(latest);
+    let days = days.max(1);
+    // Each day on the windows' grid is summarised once; every window's baseline is the fold
+    // of the summaries of the days before it.
+    let first = last_end - (days + baseline_days) * DAY;
+    let mut summaries = Vec::new();
+    for k in 0..days + baseline_days - 1 {
+        let since = first + k * DAY;
+        summaries.push(pipeline.summarise(since, since + DAY).await?);
+    }
     let mut evaluation = Evaluation::default();
     let mut findings: Vec<Finding> = Vec::new();
-    for d in (0..days.max(1)).rev() {
-        let end = last_end - d * DAY;
-        let start = end - DAY;
-        pipeline.learn(start - baseline_days * DAY, start).await?;
+    for d in 0..days {
+        let start = first + (baseline_days + d) * DAY;
+        let end = start + DAY;
+        let mut baseline = None;
+        for summary in &summaries[d as usize..(d + baseline_days) as usize] {
+            baseline = Some(pipeline.fold(baseline, summary.clone()).await?);
+        }
+        let Some(baseline) = baseline else { continue };
+        pipeline.summarise(start, end).await?;
+        pipeline
+            .use_baseline(&baseline, start - baseline_days * DAY, start)
+            .await?;
         let report = pipeline
             .detect(start, end, (start - baseline_days * DAY, start))
             .await?;

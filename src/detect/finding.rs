@@ -238,6 +238,58 @@ fn capitalise(text: &str) -> String {
     }
 }
 
+/// How findings are written: for people, or one JSON object per line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FindingsFormat {
+    /// Two lines per finding, for a terminal.
+    Table,
+    /// One CONTRACT finding per line.
+    Jsonl,
+    /// OCSF 1.3 Detection Findings (class 2004), one per line.
+    Ocsf,
+}
+
+/// The text of `findings` in `format`, for `detect` and the scheduled task alike. `now_ms`
+/// is the OCSF finding's `time`; the scheduled task passes the window's end so a batch
+/// written again is written the same.
+pub fn render_findings(
+    findings: &[Finding],
+    format: FindingsFormat,
+    now_ms: Option<i64>,
+) -> String {
+    match format {
+        FindingsFormat::Jsonl => findings
+            .iter()
+            .map(|f| format!("{}\n", f.to_json()))
+            .collect(),
+        FindingsFormat::Ocsf => findings
+            .iter()
+            .map(|f| {
+                let time = now_ms.unwrap_or(f.window_end.saturating_mul(1000));
+                format!("{}\n", f.to_ocsf(time))
+            })
+            .collect(),
+        FindingsFormat::Table => {
+            if findings.is_empty() {
+                return "no findings\n".to_string();
+            }
+            let mut out = String::new();
+            for f in findings {
+                out.push_str(&format!(
+                    "{:<8} {:<18} {} {}  {}\n         {}\n",
+                    f.severity.as_str().to_uppercase(),
+                    f.kind,
+                    format_time(f.window_start),
+                    f.interface_id,
+                    f.finding_id,
+                    f.summary
+                ));
+            }
+            out
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

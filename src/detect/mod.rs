@@ -9,65 +9,113 @@ mod finding;
 mod pipeline;
 mod tables;
 
-pub use baseline::Baseline;
+pub use baseline::{BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore};
 pub use catalog::DetectCatalog;
 pub use evaluate::{evaluate, read_labels};
-pub use finding::{Finding, Severity};
+pub use finding::{Finding, FindingsFormat, Severity, render_findings};
 pub use pipeline::{DAY, DetectReport, Pipeline, any_at_or_above, default_window};
-pub use tables::{Table, from_parquet, to_parquet};
 
-use crate::error::Result;
-use crate::query::FlowsSession;
+use crate::error::{Error, Result};
+use crate::query::{FlowsConfig, FlowsSession};
 use crate::time_range::TimeRange;
 
-/// What `detect` examines and against what.
+const HOUR: i64 = 3600;
+
+/// What a detection reads, decided before anything is listed from the user's window (if
+/// any), whether a stored baseline is given, and where the archive's newest keys are. The
+/// CLI and the scheduled task both plan this way.
 #[derive(Clone, Debug)]
-pub struct DetectOptions {
+pub struct DetectPlan {
+    /// What to list: the window and, unless a baseline is stored, the days before it.
+    pub listing: TimeRange,
     /// The detection window; by default the last 24 hours of data.
     pub window: Option<(i64, i64)>,
-    /// Days of history before the window to learn from when no stored baseline is given.
+    /// Days of history before the window to learn from when no baseline is stored.
     pub baseline_days: i64,
-    pub baseline: Option<Baseline>,
-    pub catalog: DetectCatalog,
+    /// Without a window: records ending before this cannot be the latest, so finding the
+    /// latest reads only the newest objects.
+    latest_from: Option<i64>,
 }
 
-/// The listing window a detection needs: the detection window and, unless a baseline is
-/// given, the days before it.
-pub fn listing_range(window: Option<(i64, i64)>, baseline_days: i64, stored: bool) -> TimeRange {
-    match window {
-        Some((start, end)) => TimeRange {
-            since: Some(if stored {
-                start
-            } else {
-                start - baseline_days * DAY
-            }),
-            until: Some(end),
-        },
-        None => TimeRange::ALL,
+impl DetectPlan {
+    /// Plans a detection over `config`'s sources. With no window, the archive's key layout
+    /// says where its newest day is, so an archive of years is neither listed nor read to
+    /// find it and the days before it.
+    pub async fn new(
+        config: &FlowsConfig,
+        window: Option<(i64, i64)>,
+        baseline_days: i64,
+        stored: bool,
+    ) -> Result<Self> {
+        if baseline_days < 1 {
+            return Err(Error::invalid(
+                "--baseline-days",
+                "at least one day is needed to learn from",
+            ));
+        }
+        let learn = if stored { 0 } else { baseline_days * DAY };
+        let mut plan = DetectPlan {
+            listing: match window {
+                Some((start, end)) => TimeRange {
+                    since: Some(start - learn),
+                    until: Some(end),
+                },
+                None => TimeRange::ALL,
+            },
+            window,
+            baseline_days,
+            latest_from: None,
+        };
+        if window.is_none()
+            && let Some(latest) = config.latest_key_start().await?
+        {
+            // `latest` is at or before the latest record's end, so the window (that end
+            // rounded up to the hour, less a day) starts no earlier than a day before it.
+            plan.listing = TimeRange {
+                since: Some(latest - DAY - learn),
+                until: None,
+            };
+            plan.latest_from = Some(latest - DAY);
+        }
+        Ok(plan)
+    }
+
+    /// A plan for a session already open: the last day of its data, learning from the
+    /// days before (the scheduled task's first batch).
+    pub fn latest_day(baseline_days: i64) -> Self {
+        DetectPlan {
+            listing: TimeRange::ALL,
+            window: None,
+            baseline_days,
+            latest_from: None,
+        }
     }
 }
 
-/// With no window given, detection examines the last day of data and learns from the days
-/// before it (none with a stored baseline). Given `latest` (see
-/// [`crate::query::FlowsConfig::latest_key_start`]), the listing need only reach back this
-/// far, so an archive of years is neither listed nor read to find those days.
-pub fn recent_range(latest: i64, baseline_days: i64, stored: bool) -> TimeRange {
-    // `latest` is at or before the latest record's end, so the window (that end rounded up to
-    // the hour, less a day) starts no earlier than a day before it.
-    let lookback = DAY + if stored { 0 } else { baseline_days * DAY };
-    TimeRange {
-        since: Some(latest - lookback),
-        until: None,
+/// The detection window `plan` examines in `session`: the given one, or the last day of
+/// data (None when there is none).
+pub async fn window_of(pipeline: &Pipeline<'_>, plan: &DetectPlan) -> Result<Option<(i64, i64)>> {
+    if let Some(window) = plan.window {
+        return Ok(Some(window));
     }
+    let mut latest = pipeline.latest(plan.latest_from).await?;
+    if latest.is_none() && plan.latest_from.is_some() {
+        // The newest objects held no record late enough (an odd key layout): look at all.
+        latest = pipeline.latest(None).await?;
+    }
+    Ok(latest.map(default_window))
 }
 
-/// Learns a baseline (if none is given) and runs every detector over the window.
-pub async fn detect(session: &FlowsSession, options: &DetectOptions) -> Result<DetectReport> {
-    let pipeline = Pipeline::new(session.context(), &options.catalog);
-    let stored = options.baseline.is_some();
-    let range = listing_range(options.window, options.baseline_days, stored);
-    let latest = pipeline.prepare(range).await?;
-    let Some((start, end)) = options.window.or(latest.map(default_window)) else {
+/// Learns a baseline (unless one is given) and runs every detector over the window. A
+/// learnt baseline is built a day at a time, so memory is bounded by a day of data.
+pub async fn detect(
+    session: &FlowsSession,
+    plan: &DetectPlan,
+    stored: Option<&Baseline>,
+    catalog: &DetectCatalog,
+) -> Result<DetectReport> {
+    let pipeline = Pipeline::new(session.context(), catalog);
+    let Some((start, end)) = window_of(&pipeline, plan).await? else {
         return Ok(DetectReport {
             findings: Vec::new(),
             window: (0, 0),
@@ -76,30 +124,151 @@ pub async fn detect(session: &FlowsSession, options: &DetectOptions) -> Result<D
             warnings: vec!["no flow log records in the sources".to_string()],
         });
     };
-    let baseline_period = match &options.baseline {
-        Some(stored) => {
-            pipeline.use_baseline(stored)?;
-            (stored.meta.since, stored.meta.until)
-        }
+    let learnt;
+    let (baseline, period) = match stored {
+        Some(stored) => (stored, (stored.meta.since, stored.meta.until)),
         None => {
-            let since = start - options.baseline_days * DAY;
-            pipeline.learn(since, start).await?;
-            (since, start)
+            let since = start - plan.baseline_days * DAY;
+            learnt = fold_periods(&pipeline, session, &[(since, start)], None)
+                .await?
+                .ok_or_else(|| Error::invalid("detect", "no period to learn from"))?;
+            (&learnt, (since, start))
         }
     };
-    pipeline.detect(start, end, baseline_period).await
+    // The window last, so its tables are the ones registered when the detectors run.
+    pipeline.summarise(start, end).await?;
+    pipeline.use_baseline(baseline, period.0, period.1).await?;
+    pipeline.detect(start, end, period).await
 }
 
-/// Learns a baseline from everything the session reads in `range`.
-pub async fn learn_baseline(session: &FlowsSession, range: TimeRange) -> Result<Baseline> {
+/// Folds the records ending in each of `periods` into `into`, a day at a time when the
+/// objects' keys tell their days (each day then reads only its own objects). Sources whose
+/// keys tell no time (a CloudWatch export, standard input) are summarised in one pass per
+/// period: reading them once per day would cost more than their memory.
+pub(crate) async fn fold_periods(
+    pipeline: &Pipeline<'_>,
+    session: &FlowsSession,
+    periods: &[(i64, i64)],
+    mut into: Option<Baseline>,
+) -> Result<Option<Baseline>> {
+    let days = session.object_days();
+    for &(since, until) in periods {
+        let chunks = match &days {
+            Some(days) => day_chunks(since, until, days),
+            None => vec![(since, until)],
+        };
+        for (a, b) in chunks {
+            let summary = pipeline.summarise(a, b).await?;
+            into = Some(pipeline.fold(into, summary).await?);
+        }
+    }
+    Ok(into)
+}
+
+/// The days of a session's records, for work that must see every record once (a
+/// scheduled batch): unbounded before the first day and after the last.
+pub(crate) fn batch_days(session: &FlowsSession) -> Vec<(i64, i64)> {
+    match session.object_days() {
+        Some(days) => day_chunks(pipeline::EARLIEST, pipeline::LATEST, &days),
+        None => vec![(pipeline::EARLIEST, pipeline::LATEST)],
+    }
+}
+
+/// `[since, until)` cut at the UTC midnights that begin or end a day the objects' keys
+/// fall on (`days`, day starts). Where no object is, nothing is cut: a key dated decades
+/// away (a wrong clock) adds a chunk, not one per day in between.
+fn day_chunks(since: i64, until: i64, days: &std::collections::BTreeSet<i64>) -> Vec<(i64, i64)> {
+    let mut cuts: std::collections::BTreeSet<i64> = days
+        .iter()
+        .flat_map(|&day| [day, day + DAY])
+        .filter(|&cut| cut > since && cut < until)
+        .collect();
+    cuts.insert(since);
+    cuts.insert(until);
+    let cuts: Vec<i64> = cuts.into_iter().collect();
+    cuts.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// What `flowlens baseline` needs listed: the period asked for, or, extending a stored
+/// baseline, what comes after the period it covers.
+pub fn baseline_listing(range: TimeRange, stored: Option<&Baseline>) -> TimeRange {
+    TimeRange {
+        since: range
+            .since
+            .or(stored.and_then(|b| b.meta.covered.last().map(|&(_, until)| until))),
+        until: range.until,
+    }
+}
+
+/// Learns a baseline from the records that end in `range`, a day at a time, or extends
+/// `stored` with the parts of `range` it does not cover yet (none is folded twice). Without
+/// an end, the baseline stops at the start of the latest record's hour: that hour may still
+/// be filling, and is left whole for the next `--update`. None when there is nothing new.
+pub async fn learn_baseline(
+    session: &FlowsSession,
+    range: TimeRange,
+    stored: Option<Baseline>,
+) -> Result<Option<Baseline>> {
     let catalog = DetectCatalog::builtin()?;
     let pipeline = Pipeline::new(session.context(), &catalog);
-    let latest = pipeline.prepare(range).await?;
-    // With no --since the baseline covers the data from its first hour, not from 1970.
-    let since = match range.since {
-        Some(since) => since,
-        None => pipeline.first_hour().await?.unwrap_or(0),
+    let range = baseline_listing(range, stored.as_ref());
+    let until = match range.until {
+        Some(until) => until,
+        None => {
+            let horizon = crate::time_range::future_horizon();
+            let newest_key = session
+                .selected_objects()
+                .iter()
+                .filter_map(|o| o.key.window.map(|(lo, _)| lo))
+                .filter(|lo| *lo <= horizon)
+                .max();
+            let mut latest = pipeline.latest(newest_key.map(|k| k - DAY)).await?;
+            if latest.is_none() && newest_key.is_some() {
+                latest = pipeline.latest(None).await?;
+            }
+            match latest {
+                Some(latest) => latest.div_euclid(HOUR) * HOUR,
+                None => return Ok(None),
+            }
+        }
     };
-    let until = range.until.or(latest.map(|l| l + 1)).unwrap_or(since);
-    pipeline.learn(since, until).await
+    let since = range.since.unwrap_or(0);
+    let periods = match &stored {
+        Some(b) => b.meta.uncovered(since, until),
+        None if since < until => vec![(since, until)],
+        None => Vec::new(),
+    };
+    if periods.is_empty() {
+        return Ok(None);
+    }
+    let Some(mut baseline) = fold_periods(&pipeline, session, &periods, stored).await? else {
+        return Ok(None);
+    };
+    pipeline.describe(&mut baseline).await?;
+    Ok(Some(baseline))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_cut_at_midnight_only_where_objects_are() {
+        let d = |n: i64| n * DAY;
+        let days = |list: &[i64]| list.iter().map(|&n| d(n)).collect();
+        // Objects on days 10..12: a period from the epoch is one chunk up to day 10.
+        assert_eq!(
+            day_chunks(0, d(14), &days(&[10, 11, 12])),
+            vec![(0, d(10)), (d(10), d(11)), (d(11), d(12)), (d(12), d(13)), (d(13), d(14))]
+        );
+        // A period not on midnights keeps its own ends.
+        assert_eq!(
+            day_chunks(d(10) + 7200, d(11) + 3600, &days(&[10, 11])),
+            vec![(d(10) + 7200, d(11)), (d(11), d(11) + 3600)]
+        );
+        // Within one day: one chunk.
+        assert_eq!(day_chunks(d(3), d(3) + 60, &days(&[3])), vec![(d(3), d(3) + 60)]);
+        // A key decades away adds two cuts, not one per day between.
+        assert_eq!(day_chunks(0, d(100_000), &days(&[10, 40_000])).len(), 5);
+    }
 }

@@ -1,22 +1,22 @@
-//! The detection pipeline: one pass over the flows rolls them up by interface and hour;
-//! baselines and hourly metrics come from that rollup in memory; the detection window's
-//! records are read once more, on their own; then each detector's SQL runs.
+//! The detection pipeline. A period's records (a day, the detection window, a scheduled
+//! batch) are rolled up by interface and hour in one pass and reduced to that period's
+//! summary; summaries fold into a baseline; the window's records are read once more, on
+//! their own; then each detector's SQL runs against the baseline.
 
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
 use futures::future::try_join_all;
 
-use super::baseline::{BASELINE_TABLES, Baseline, BaselineMeta};
+use super::baseline::{Baseline, BaselineMeta};
 use super::catalog::DetectCatalog;
 use super::finding::{Finding, Severity};
 use super::tables::{Table, materialise, register, run};
 use crate::error::{Error, Result};
-use crate::time_range::TimeRange;
 
 /// Bounds for "no bound" in step SQL: the epoch and the year 3000.
-const EARLIEST: i64 = 0;
-const LATEST: i64 = 32_503_680_000;
+pub(crate) const EARLIEST: i64 = 0;
+pub(crate) const LATEST: i64 = 32_503_680_000;
 const HOUR: i64 = 3600;
 pub const DAY: i64 = 86_400;
 
@@ -55,13 +55,52 @@ impl<'a> Pipeline<'a> {
         Ok(table)
     }
 
-    /// The one pass over `flows` in `range`, and the tables derived from it. Returns the
-    /// end of the latest record, if there are any.
-    pub async fn prepare(&self, range: TimeRange) -> Result<Option<i64>> {
-        let since = range.since.unwrap_or(EARLIEST);
-        let until = range.until.unwrap_or(LATEST);
-        self.step("rollup", &[("since", since), ("until", until)])
-            .await?;
+    /// The end of the latest record that ends at or after `from`, ignoring records that
+    /// end after now plus a margin: those come from a wrong clock and are reported like the
+    /// rest, but never decide where "the last day of data" is.
+    pub async fn latest(&self, from: Option<i64>) -> Result<Option<i64>> {
+        let horizon = crate::time_range::future_horizon();
+        let from = from.unwrap_or(EARLIEST);
+        let table = run(
+            self.ctx,
+            "latest",
+            &format!(
+                "SELECT max(\"end\") FILTER (WHERE \"end\" <= {horizon}), \
+                        CAST(count(*) FILTER (WHERE \"end\" > {horizon}) AS BIGINT) \
+                 FROM flows WHERE \"end\" >= {from} AND log_status = 'OK' \
+                 AND interface_id IS NOT NULL"
+            ),
+        )
+        .await?;
+        let value = |column: usize| {
+            table
+                .batches
+                .first()
+                .filter(|b| b.num_rows() > 0 && !b.column(column).is_null(0))
+                .and_then(|b| {
+                    b.column(column)
+                        .as_any()
+                        .downcast_ref::<arrow::array::Int64Array>()
+                        .map(|a| a.value(0))
+                })
+        };
+        let future = value(1).unwrap_or(0);
+        if future > 0 {
+            tracing::warn!(
+                "{future} records end after now plus a day (a clock error?): they do not set \
+                 the detection window"
+            );
+        }
+        Ok(value(0))
+    }
+
+    /// Rolls up the records that end in `[since, until)` and reduces them to that period's
+    /// summary: hourly metrics, peers and services per interface. The period's `traffic`,
+    /// `hour_metrics` and `local_addrs` stay registered (detection examines the last period
+    /// summarised); its rollup is dropped.
+    pub async fn summarise(&self, since: i64, until: i64) -> Result<Baseline> {
+        let values = [("since", since), ("until", until)];
+        self.step("rollup", &values).await?;
         self.step("addr_shares", &[]).await?;
         self.step("local_addrs", &[]).await?;
         self.step("traffic", &[]).await?;
@@ -69,40 +108,98 @@ impl<'a> Pipeline<'a> {
         self.ctx
             .deregister_table("rollup")
             .map_err(|e| Error::query("detect", e))?;
-        self.step("hour_metrics", &[]).await?;
-        // Records that end after now plus a margin come from a wrong clock: they are read and
-        // reported like the rest, but never decide where "the last day of data" is.
-        let horizon = crate::time_range::future_horizon();
-        let future = self
-            .scalar(
-                "future records",
-                &format!(
-                    "SELECT CAST(count(*) AS BIGINT) FROM traffic \
-                     WHERE log_status = 'OK' AND last_end > {horizon}"
-                ),
-            )
-            .await?
-            .unwrap_or(0);
-        if future > 0 {
-            tracing::warn!(
-                "{future} rollup rows end after now plus a day (a clock error?): they do not \
-                 set the detection window"
-            );
-        }
-        self.scalar(
-            "latest",
-            &format!(
-                "SELECT max(last_end) FROM traffic \
-                 WHERE log_status = 'OK' AND last_end <= {horizon}"
-            ),
-        )
-        .await
+        self.ctx
+            .deregister_table("addr_shares")
+            .map_err(|e| Error::query("detect", e))?;
+        let history = self.step("hour_metrics", &[]).await?;
+        // Peers and services side by side: independent queries keep both cores busy.
+        let (peers, ports) = futures::try_join!(
+            self.step("base_peers", &values),
+            self.step("base_ports", &values)
+        )?;
+        let mut meta = BaselineMeta::default();
+        meta.cover(since, until);
+        Ok(Baseline {
+            meta,
+            history,
+            peers,
+            ports,
+        })
     }
 
-    /// The first hour of the prepared data, if there is any.
-    pub async fn first_hour(&self) -> Result<Option<i64>> {
-        self.scalar("first hour", "SELECT min(hour) FROM hour_metrics")
-            .await
+    /// Folds a period's summary into a baseline (or starts one): hourly metrics added, peers
+    /// and services merged, what was covered recorded.
+    pub async fn fold(&self, into: Option<Baseline>, new: Baseline) -> Result<Baseline> {
+        let Some(old) = into else {
+            let mut first = new;
+            if let Some(days) = first.meta.keep_days {
+                first.history = self.trimmed(&first.history, days).await?;
+            }
+            return Ok(first);
+        };
+        for (name, old, new) in [
+            ("history", &old.history, &new.history),
+            ("peers", &old.peers, &new.peers),
+            ("ports", &old.ports, &new.ports),
+        ] {
+            register(self.ctx, &format!("old_{name}"), old)?;
+            register(self.ctx, &format!("new_{name}"), new)?;
+        }
+        let keep_since = match old.meta.keep_days {
+            Some(days) => self
+                .scalar(
+                    "newest hour",
+                    "SELECT max(hour) FROM (SELECT hour FROM old_history \
+                     UNION ALL SELECT hour FROM new_history) h",
+                )
+                .await?
+                .map_or(EARLIEST, |newest| newest - days * DAY),
+            None => EARLIEST,
+        };
+        let keep = [("keep_since", keep_since)];
+        let (history, peers, ports) = futures::try_join!(
+            self.step_only("fold_history", &keep),
+            self.step_only("fold_peers", &[]),
+            self.step_only("fold_ports", &[])
+        )?;
+        for name in ["history", "peers", "ports"] {
+            for side in ["old", "new"] {
+                self.ctx
+                    .deregister_table(format!("{side}_{name}").as_str())
+                    .map_err(|e| Error::query("detect", e))?;
+            }
+        }
+        let mut meta = old.meta;
+        for &(since, until) in &new.meta.covered {
+            meta.cover(since, until);
+        }
+        for batch in &new.meta.batches {
+            meta.fold_batch(batch);
+        }
+        Ok(Baseline {
+            meta,
+            history,
+            peers,
+            ports,
+        })
+    }
+
+    /// `history` without the hours more than `days` before its newest.
+    async fn trimmed(&self, history: &Table, days: i64) -> Result<Table> {
+        register(self.ctx, "new_history", history)?;
+        register(
+            self.ctx,
+            "old_history",
+            &Table {
+                schema: history.schema.clone(),
+                batches: Vec::new(),
+            },
+        )?;
+        let newest = self
+            .scalar("newest hour", "SELECT max(hour) FROM new_history")
+            .await?;
+        let keep = [("keep_since", newest.map_or(EARLIEST, |n| n - days * DAY))];
+        self.step_only("fold_history", &keep).await
     }
 
     /// The one Int64 value `sql` returns, unless it is NULL.
@@ -120,56 +217,69 @@ impl<'a> Pipeline<'a> {
             }))
     }
 
-    /// Learns the baseline tables from `[since, until)` of the prepared data.
-    pub async fn learn(&self, since: i64, until: i64) -> Result<Baseline> {
-        // The baseline tables depend only on the prepared tables, not on each other: learning
-        // them side by side keeps both cores busy where one small query alone would not.
+    /// Runs a step without registering its result.
+    async fn step_only(&self, name: &str, values: &[(&str, i64)]) -> Result<Table> {
+        let sql = self.catalog.step(name, values)?;
+        run(self.ctx, name, &sql).await
+    }
+
+    /// The first hour and the latest record's end of the period last summarised (records
+    /// after now plus a margin aside), if it has any.
+    pub async fn span(&self) -> Result<Option<(i64, i64)>> {
+        let horizon = crate::time_range::future_horizon();
+        let first = self
+            .scalar("first hour", "SELECT min(hour) FROM hour_metrics")
+            .await?;
+        let latest = self
+            .scalar(
+                "latest",
+                &format!(
+                    "SELECT max(last_end) FROM traffic \
+                     WHERE log_status = 'OK' AND last_end <= {horizon}"
+                ),
+            )
+            .await?;
+        Ok(first.zip(latest))
+    }
+
+    /// Completes a baseline's description from its tables: the first hour of history and
+    /// the interfaces it knows.
+    pub async fn describe(&self, baseline: &mut Baseline) -> Result<()> {
+        register(self.ctx, "history", &baseline.history)?;
+        let first = self
+            .scalar("first hour", "SELECT min(hour) FROM history")
+            .await?;
+        let interfaces = self
+            .scalar(
+                "interfaces",
+                "SELECT CAST(count(DISTINCT interface_id) AS BIGINT) FROM history",
+            )
+            .await?;
+        let newest = self
+            .scalar("newest hour", "SELECT max(hour) FROM history")
+            .await?;
+        let meta = &mut baseline.meta;
+        // A scheduled task's baseline covers batches, not periods: it reaches its newest hour.
+        meta.until = match meta.covered.last() {
+            Some(&(_, until)) => until,
+            None => newest.map_or(0, |n| n + HOUR),
+        };
+        meta.since = first.unwrap_or(meta.until);
+        meta.interfaces = interfaces.unwrap_or(0).max(0) as usize;
+        Ok(())
+    }
+
+    /// Makes `baseline` the one detection compares with, learning its hour-of-day
+    /// medians and history per interface from the hourly metrics in `[since, until)`.
+    pub async fn use_baseline(&self, baseline: &Baseline, since: i64, until: i64) -> Result<()> {
+        register(self.ctx, "history", &baseline.history)?;
+        register(self.ctx, "base_peers", &baseline.peers)?;
+        register(self.ctx, "base_ports", &baseline.ports)?;
         let values = [("since", since), ("until", until)];
-        let tables =
-            try_join_all(BASELINE_TABLES.iter().map(|name| self.step(name, &values))).await?;
-        let interfaces = tables.first().map(Table::rows).unwrap_or(0);
-        Ok(Baseline {
-            meta: BaselineMeta {
-                format: super::baseline::BASELINE_FORMAT,
-                since,
-                until,
-                interfaces,
-                flowlens_version: env!("CARGO_PKG_VERSION").to_string(),
-            },
-            tables,
-        })
-    }
-
-    /// Runs SQL over the registered tables and returns the rows (for jobs folding state).
-    pub async fn query(&self, name: &str, sql: &str) -> Result<Table> {
-        run(self.ctx, name, sql).await
-    }
-
-    /// Registers a table under `name`.
-    pub fn register(&self, name: &str, table: &Table) -> Result<()> {
-        register(self.ctx, name, table)
-    }
-
-    /// Learns the hour-of-day baseline (`base_hours`, `base_enis`) from a stored history of
-    /// hourly metrics in `[since, until)`, leaving the prepared `hour_metrics` in place.
-    pub async fn learn_from_history(&self, history: &Table, since: i64, until: i64) -> Result<()> {
-        let current = run(self.ctx, "hour_metrics", "SELECT * FROM hour_metrics").await?;
-        register(self.ctx, "hour_metrics", history)?;
-        let values = [("since", since), ("until", until)];
-        let learnt = async {
-            self.step("base_enis", &values).await?;
-            self.step("base_hours", &values).await
-        }
-        .await;
-        register(self.ctx, "hour_metrics", &current)?;
-        learnt.map(|_| ())
-    }
-
-    /// Uses a stored baseline instead of learning one.
-    pub fn use_baseline(&self, baseline: &Baseline) -> Result<()> {
-        for (name, table) in BASELINE_TABLES.iter().zip(&baseline.tables) {
-            register(self.ctx, name, table)?;
-        }
+        futures::try_join!(
+            self.step("base_enis", &values),
+            self.step("base_hours", &values)
+        )?;
         Ok(())
     }
 
@@ -181,7 +291,7 @@ impl<'a> Pipeline<'a> {
             ("window_start", start),
             ("window_end", end),
         ];
-        // Independent queries run side by side, as in `learn`.
+        // Independent queries run side by side, as in `summarise`.
         futures::try_join!(
             self.step("recent", &window),
             self.step("deviations", &window)

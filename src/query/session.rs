@@ -11,14 +11,13 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 
 use super::functions::flowlens_functions;
-use aws_sdk_s3::Client;
 
 use crate::decode::DecoderOptions;
 use crate::error::{Error, Result};
 use crate::format::FlowFormat;
 use crate::source::{
     DEFAULT_CONCURRENCY, ListFilter, ObjectRef, S3Options, S3Url, ScanStats, latest_key_start,
-    list_sources, s3_client,
+    list_sources, S3Access, s3_access,
 };
 use crate::table::FlowsTable;
 use crate::time_range::TimeRange;
@@ -123,9 +122,9 @@ impl FlowsConfig {
     }
 
     /// An S3 client, when a source is on S3.
-    async fn client(&self) -> Option<Client> {
+    async fn client(&self) -> Option<S3Access> {
         match self.uses_s3() {
-            true => Some(s3_client(&self.s3).await),
+            true => Some(s3_access(&self.s3).await),
             false => None,
         }
     }
@@ -162,6 +161,24 @@ impl FlowsSession {
             table = table.with_s3(client, concurrency);
         }
         Ok(Self::with_table(table, summary, config.memory_limit))
+    }
+
+    /// The UTC days (their starts) the selected objects' keys fall on, when every key tells
+    /// its time (so a query bounded to one day reads only that day's objects); None
+    /// otherwise.
+    pub fn object_days(&self) -> Option<std::collections::BTreeSet<i64>> {
+        const DAY: i64 = 86_400;
+        let mut days = std::collections::BTreeSet::new();
+        for o in self.selected_objects() {
+            let (lo, hi) = o.key.window?;
+            let (first, last) = (lo.div_euclid(DAY), hi.div_euclid(DAY));
+            // A key's window is minutes to a day long: a wider one is not worth cutting by.
+            if last - first > 2 {
+                return None;
+            }
+            days.extend((first..=last).map(|d| d * DAY));
+        }
+        Some(days)
     }
 
     /// A session over objects already listed (local objects only).

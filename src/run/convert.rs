@@ -4,7 +4,6 @@
 //! by interface and start time so row-group statistics prune on both. The same input gives
 //! the same files, so a rerun overwrites rather than duplicates.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -19,7 +18,7 @@ use crate::decode::BadLines;
 use crate::error::{Error, Result};
 use crate::format::flows_schema;
 use crate::query::FlowsSession;
-use crate::source::{S3Options, S3Url, delete_others, s3_client, upload_file};
+use crate::source::{S3Options, Store};
 
 #[derive(Clone, Debug)]
 pub struct ConvertOptions {
@@ -82,22 +81,20 @@ impl Partition {
     }
 }
 
-enum Target {
-    Local(PathBuf),
-    S3(S3Url),
+/// The Parquet file being written: its partition, sequence number, writer and staging file.
+struct OpenFile {
+    partition: Partition,
+    seq: usize,
+    writer: ArrowWriter<std::fs::File>,
+    staging: tempfile::TempPath,
 }
 
 struct Output {
-    target: Target,
+    /// The output folder or prefix (`--out`).
+    store: Store,
     prefix: String,
     options: ConvertOptions,
-    client: Option<aws_sdk_s3::Client>,
-    current: Option<(
-        Partition,
-        usize,
-        ArrowWriter<std::fs::File>,
-        tempfile::TempPath,
-    )>,
+    current: Option<OpenFile>,
     /// Files already written per partition: a partition met again continues numbering
     /// instead of overwriting.
     written: std::collections::HashMap<String, usize>,
@@ -124,100 +121,69 @@ fn writer_properties() -> WriterProperties {
 }
 
 impl Output {
-    fn location(&self, partition: &Partition, seq: usize) -> String {
-        let name = format!("{}{seq:05}.parquet", self.prefix);
-        match &self.target {
-            Target::Local(dir) => dir.join(partition.path()).join(name).display().to_string(),
-            Target::S3(url) => {
-                let base = url.key.trim_end_matches('/');
-                let key = if base.is_empty() {
-                    format!("{}/{name}", partition.path())
-                } else {
-                    format!("{base}/{}/{name}", partition.path())
-                };
-                S3Url {
-                    bucket: url.bucket.clone(),
-                    key,
-                }
-                .to_string()
-            }
-        }
+    /// The file's name under the output.
+    fn name(&self, partition: &Partition, seq: usize) -> String {
+        format!("{}/{}{seq:05}.parquet", partition.path(), self.prefix)
     }
 
     fn open(&mut self, partition: Partition, seq: usize) -> Result<()> {
-        let temp = tempfile::NamedTempFile::new().map_err(|e| Error::io("convert", e))?;
-        let (file, path) = temp.into_parts();
-        let location = self.location(&partition, seq);
+        let name = self.name(&partition, seq);
+        let (file, staging) = self.store.staging(&name)?.into_parts();
         let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(writer_properties()))
-            .map_err(|source| Error::Parquet { location, source })?;
-        self.current = Some((partition, seq, writer, path));
+            .map_err(|source| Error::Parquet {
+                location: self.store.location(&name),
+                source,
+            })?;
+        self.current = Some(OpenFile {
+            partition,
+            seq,
+            writer,
+            staging,
+        });
         Ok(())
     }
 
     /// Finishes the open file and puts it in place (a rename, or one upload).
     async fn close(&mut self) -> Result<()> {
-        let Some((partition, seq, writer, temp)) = self.current.take() else {
+        let Some(open) = self.current.take() else {
             return Ok(());
         };
-        let location = self.location(&partition, seq);
-        writer.close().map_err(|source| Error::Parquet {
+        let name = self.name(&open.partition, open.seq);
+        let location = self.store.location(&name);
+        open.writer.close().map_err(|source| Error::Parquet {
             location: location.clone(),
             source,
         })?;
-        let size = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0);
-        match &self.target {
-            Target::Local(_) => {
-                let path = PathBuf::from(&location);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(&location, e))?;
-                }
-                // Copy then rename: the temp file may be on another file system, and a
-                // reader never sees half a file.
-                let staging = path.with_extension("parquet.partial");
-                std::fs::copy(&temp, &staging).map_err(|e| Error::io(&location, e))?;
-                std::fs::rename(&staging, &path).map_err(|e| Error::io(&location, e))?;
-            }
-            Target::S3(_) => {
-                let url = match S3Url::parse(&location) {
-                    Some(Ok(url)) => url,
-                    _ => return Err(Error::invalid(&location, "not an S3 location")),
-                };
-                let client = match &self.client {
-                    Some(c) => c.clone(),
-                    None => {
-                        let c = s3_client(&self.options.s3).await;
-                        self.client = Some(c.clone());
-                        c
-                    }
-                };
-                upload_file(&client, &url, &temp).await?;
-            }
-        }
+        let size = std::fs::metadata(&open.staging)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        self.store.commit(&name, open.staging).await?;
         crate::failpoint::point("parquet");
         self.summary.bytes_out += size;
         self.summary.files.push(location);
-        self.written.insert(partition.path(), seq + 1);
+        self.written.insert(open.partition.path(), open.seq + 1);
         Ok(())
     }
 
     /// Writes rows of one partition, starting new files at the target size.
     async fn write(&mut self, partition: &Partition, batch: &RecordBatch) -> Result<()> {
-        let same = matches!(&self.current, Some((p, ..)) if p == partition);
+        let same = matches!(&self.current, Some(open) if open.partition == *partition);
         if !same {
             self.close().await?;
             let seq = self.written.get(&partition.path()).copied().unwrap_or(0);
             self.open(partition.clone(), seq)?;
         }
-        let full = matches!(&self.current, Some((_, _, w, _))
-            if w.bytes_written() + w.in_progress_size() >= self.options.target_file_bytes);
+        let full = matches!(&self.current, Some(open)
+            if open.writer.bytes_written() + open.writer.in_progress_size()
+                >= self.options.target_file_bytes);
         if full {
-            let seq = self.current.as_ref().map(|c| c.1 + 1).unwrap_or(0);
+            let seq = self.current.as_ref().map(|c| c.seq + 1).unwrap_or(0);
             self.close().await?;
             self.open(partition.clone(), seq)?;
         }
-        if let Some((p, seq, writer, _)) = &mut self.current {
-            let location = format!("{}/{}{seq:05}.parquet", p.path(), self.prefix);
-            writer
+        if let Some(open) = &mut self.current {
+            let location = format!("{}/{}{:05}.parquet", open.partition.path(), self.prefix, open.seq);
+            open.writer
                 .write(batch)
                 .map_err(|source| Error::Parquet { location, source })?;
         }
@@ -294,11 +260,7 @@ pub async fn convert(
     options: &ConvertOptions,
     progress: &dyn Fn(&ConvertSummary),
 ) -> Result<ConvertSummary> {
-    let target = match S3Url::parse(&options.out) {
-        Some(Ok(url)) => Target::S3(url),
-        Some(Err(reason)) => return Err(Error::invalid("--out", reason)),
-        None => Target::Local(PathBuf::from(&options.out)),
-    };
+    let store = Store::open(&options.out, "--out", &options.s3).await?;
     let prefix = options.file_prefix();
     let columns: Vec<String> = flows_schema()
         .fields()
@@ -320,10 +282,9 @@ pub async fn convert(
         )
     };
     let mut output = Output {
-        target,
+        store,
         prefix,
         options: options.clone(),
-        client: None,
         current: None,
         written: std::collections::HashMap::new(),
         schema: flows_schema(),
@@ -400,53 +361,32 @@ pub async fn remove_stale(
     options: &ConvertOptions,
 ) -> Result<Vec<String>> {
     let prefix = options.file_prefix();
-    let written: std::collections::BTreeSet<&str> =
-        summary.files.iter().map(String::as_str).collect();
-    let mut removed = Vec::new();
-    if options.out.starts_with("s3://") {
-        let folders: std::collections::BTreeSet<&str> = summary
-            .files
-            .iter()
-            .filter_map(|f| f.rsplit_once('/').map(|(folder, _)| folder))
-            .collect();
-        // Every file of one conversion is in the output's bucket: its keys are what to keep.
-        let keep: std::collections::BTreeSet<String> = summary
-            .files
-            .iter()
-            .filter_map(|f| S3Url::parse(f).and_then(|u| u.ok()).map(|u| u.key))
-            .collect();
-        let client = s3_client(&options.s3).await;
-        for folder in folders {
-            let url = match S3Url::parse(&format!("{folder}/")) {
-                Some(Ok(url)) => url,
-                _ => return Err(Error::invalid(folder, "not an S3 location")),
-            };
-            removed.extend(delete_others(&client, &url.bucket, &url.key, &prefix, &keep).await?);
-        }
-        return Ok(removed);
-    }
-    let dirs: std::collections::BTreeSet<&Path> = summary
+    let store = Store::open(&options.out, "--out", &options.s3).await?;
+    let root = store.location("");
+    let written: std::collections::BTreeSet<&str> = summary
         .files
         .iter()
-        .filter_map(|f| Path::new(f).parent())
+        .filter_map(|f| f.strip_prefix(&root))
+        .map(|f| f.trim_start_matches(['/', '\\']))
         .collect();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let location = path.display().to_string();
-            if name.starts_with(&prefix)
-                && name.ends_with(".parquet")
-                && !written.contains(location.as_str())
+    let folders: std::collections::BTreeSet<&str> = written
+        .iter()
+        .filter_map(|f| f.rsplit_once('/').map(|(folder, _)| folder))
+        .collect();
+    let mut removed = Vec::new();
+    for folder in folders {
+        for name in store.list(folder).await? {
+            let Some(file) = name.strip_prefix(folder).and_then(|n| n.strip_prefix('/')) else {
+                continue;
+            };
+            // Only this job's files directly in the folder: not a deeper partition's.
+            if file.starts_with(&prefix)
+                && file.ends_with(".parquet")
+                && !file.contains('/')
+                && !written.contains(name.as_str())
             {
-                std::fs::remove_file(&path).map_err(|e| Error::io(&location, e))?;
-                removed.push(location);
+                store.delete(&name).await?;
+                removed.push(store.location(&name));
             }
         }
     }

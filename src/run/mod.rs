@@ -2,7 +2,6 @@
 
 mod convert;
 mod scheduled;
-mod state_store;
 
 pub use convert::{ConvertOptions, ConvertSummary, athena_ddl, convert, remove_stale};
-pub use scheduled::{RunConfig, run_once};
+pub use scheduled::{RunConfig, RunStatus, run_once};

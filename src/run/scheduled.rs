@@ -6,10 +6,14 @@
 //! - the batch of objects is fixed in `pending.json` before any work, so a run after a
 //!   crash redoes exactly that batch, writing the same file names (overwrites, never
 //!   duplicates);
-//! - the baseline is written as a new version and switched to by one small pointer object
-//!   that also lists the batches folded in, so a batch is never folded twice;
+//! - the baseline (detect's one format, under `baseline/`) is written as a new version and
+//!   switched to by its pointer, which also lists the batches folded in, so a batch is never
+//!   folded twice;
 //! - the checkpoint is written last, then `pending.json` removed;
 //! - a lock object with an expiry keeps two runs off the same state.
+//!
+//! [`run_once`] reads as the list of steps: claim a batch, convert it, detect, fold,
+//! advance the checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -18,20 +22,25 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::convert::{ConvertOptions, convert};
-use super::state_store::StateStore;
 use crate::detect::{
-    DetectCatalog, DetectReport, Finding, Pipeline, Table, default_window, from_parquet, to_parquet,
+    Baseline, BaselineStore, DetectCatalog, DetectPlan, Finding, FindingsFormat, Pipeline, detect,
+    render_findings,
 };
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::format::FlowFormat;
 use crate::output::write_text;
 use crate::query::{FlowsConfig, FlowsSession};
-use crate::source::{ObjectLocation, ObjectRef, S3Options, S3Url};
+use crate::source::{Location, ObjectLocation, ObjectRef, S3Options, Store};
 use crate::stable_hash::StableHash;
 use crate::time_range::TimeRange;
 
 const DAY: i64 = 86_400;
+const HOUR: i64 = 3600;
+
+/// What a stored baseline that cannot be read should be replaced with.
+const REBUILD: &str = "remove it (baseline/ under the state) and the next run learns a new \
+                       one from its batch";
 
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -51,7 +60,8 @@ pub struct RunConfig {
     pub max_attempts: u32,
     /// Memory for DataFusion's operators before they spill, in bytes.
     pub memory_limit: usize,
-    pub ocsf: bool,
+    /// Jsonl or Ocsf.
+    pub findings_format: FindingsFormat,
     pub format: Option<FlowFormat>,
     pub s3: S3Options,
     pub catalog: DetectCatalog,
@@ -60,8 +70,7 @@ pub struct RunConfig {
 /// The JSON line a run ends with.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RunSummary {
-    /// ok, idle (nothing new), locked (another run holds the state)
-    pub status: String,
+    pub status: RunStatus,
     pub batch: Option<String>,
     pub objects: u64,
     pub records: u64,
@@ -81,6 +90,40 @@ pub struct RunSummary {
     /// move the checkpoint.
     pub future_objects: Vec<String>,
     pub seconds: f64,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// A batch was processed.
+    #[default]
+    Ok,
+    /// Nothing new arrived.
+    Idle,
+    /// Another run holds the state's lock.
+    Locked,
+}
+
+/// The objects a run keeps in its state location.
+#[derive(Clone, Copy, Debug)]
+enum StateFile {
+    /// Where the task is: the high-water mark, recent and failed objects.
+    Checkpoint,
+    /// The batch claimed and not yet finished.
+    Pending,
+    /// Who runs now, until when.
+    Lock,
+}
+
+impl StateFile {
+    fn name(self) -> &'static str {
+        match self {
+            StateFile::Checkpoint => "checkpoint.json",
+            StateFile::Pending => "pending.json",
+            StateFile::Lock => "lock.json",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -115,13 +158,6 @@ struct Pending {
     objects: Vec<PendingObject>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct BaselinePointer {
-    version: u64,
-    /// Batches folded into this version (the most recent ones).
-    folded: Vec<String>,
-}
-
 #[derive(Serialize, Deserialize)]
 struct Lock {
     owner: String,
@@ -151,23 +187,23 @@ fn stable_id(items: &[String]) -> String {
 }
 
 fn object_from(p: &PendingObject) -> ObjectRef {
-    match S3Url::parse(&p.location) {
-        Some(Ok(url)) => ObjectRef::s3(&url.bucket, &url.key, p.size),
+    match Location::parse(&p.location, "pending.json") {
+        Ok(Location::S3(url)) => ObjectRef::s3(&url.bucket, &url.key, p.size),
         _ => ObjectRef::path(PathBuf::from(&p.location), p.size),
     }
 }
 
 /// Takes the lock, or says who holds it. An expired lock is taken over.
-async fn lock(store: &StateStore, ttl: i64, owner: &str) -> Result<bool> {
+async fn lock(store: &Store, ttl: i64, owner: &str) -> Result<bool> {
     let body = json(&Lock {
         owner: owner.to_string(),
         expires: now() + ttl,
     });
-    if store.create("lock.json", &body).await? {
+    if store.create(StateFile::Lock.name(), &body).await? {
         return Ok(true);
     }
-    let location = store.location("lock.json");
-    let held = store.get("lock.json").await?;
+    let location = store.location(StateFile::Lock.name());
+    let held = store.get(StateFile::Lock.name()).await?;
     match held.as_deref().map(|bytes| parse::<Lock>(bytes, &location)) {
         Some(Ok(l)) if l.expires > now() => {
             tracing::warn!(
@@ -181,13 +217,13 @@ async fn lock(store: &StateStore, ttl: i64, owner: &str) -> Result<bool> {
             // No run writes a lock it cannot read back (locks are created whole), so this
             // is damage from outside or from an older version: it protects nothing.
             tracing::warn!("{e}; taking the lock over");
-            store.delete("lock.json").await?;
-            store.create("lock.json", &body).await
+            store.delete(StateFile::Lock.name()).await?;
+            store.create(StateFile::Lock.name(), &body).await
         }
         _ => {
             tracing::warn!("{location}: taking over an expired lock");
-            store.delete("lock.json").await?;
-            store.create("lock.json", &body).await
+            store.delete(StateFile::Lock.name()).await?;
+            store.create(StateFile::Lock.name(), &body).await
         }
     }
 }
@@ -195,46 +231,28 @@ async fn lock(store: &StateStore, ttl: i64, owner: &str) -> Result<bool> {
 /// One run of the scheduled task.
 pub async fn run_once(config: &RunConfig) -> Result<RunSummary> {
     let started = Instant::now();
-    let store = StateStore::open(&config.state, &config.s3).await?;
+    let store = Store::open(&config.state, "state", &config.s3).await?;
     let owner = format!("{}-{}", std::process::id(), now());
     if !lock(&store, config.lock_ttl, &owner).await? {
         return Ok(RunSummary {
-            status: "locked".into(),
+            status: RunStatus::Locked,
             seconds: started.elapsed().as_secs_f64(),
             ..RunSummary::default()
         });
     }
     failpoint::point("locked");
-    let result = work(config, &store, started).await;
+    let result = work(config, &store).await;
     // On an error the lock is released too; a crash leaves it to expire.
-    store.delete("lock.json").await?;
-    result
+    store.delete(StateFile::Lock.name()).await?;
+    result.map(|mut summary| {
+        summary.seconds = started.elapsed().as_secs_f64();
+        summary
+    })
 }
 
-async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Result<RunSummary> {
-    let checkpoint_at = store.location("checkpoint.json");
-    let mut checkpoint: Checkpoint = match store.get("checkpoint.json").await? {
-        Some(bytes) => parse(&bytes, &checkpoint_at)?,
-        None => Checkpoint::default(),
-    };
-    let horizon = crate::time_range::future_horizon();
-    if checkpoint.high_water > horizon {
-        // An earlier version believed a key dated in the future. Resume from the newest
-        // believable key it processed, or from now: waiting for 2099 would blind the task.
-        let believable = checkpoint
-            .processed
-            .iter()
-            .filter_map(|loc| crate::source::key_info(loc).window.map(|(_, hi)| hi))
-            .filter(|hi| *hi <= horizon)
-            .max()
-            .unwrap_or(horizon - crate::time_range::FUTURE_MARGIN);
-        tracing::warn!(
-            "{checkpoint_at}: the checkpoint is at {}, in the future; resuming from {}",
-            crate::time_range::format_time(checkpoint.high_water),
-            crate::time_range::format_time(believable)
-        );
-        checkpoint.high_water = believable;
-    }
+/// The steps of a run, each its own function below.
+async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
+    let mut checkpoint = read_checkpoint(store).await?;
     let since = (checkpoint.high_water > 0).then(|| checkpoint.high_water - config.lookback);
     let flows = FlowsConfig {
         sources: config.sources.clone(),
@@ -246,66 +264,16 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
     };
     let listing = FlowsSession::open(&flows).await?;
     failpoint::point("listed");
-
-    let pending_at = store.location("pending.json");
-    let pending: Pending = match store.get("pending.json").await? {
-        Some(bytes) => {
-            let p: Pending = parse(&bytes, &pending_at)?;
-            tracing::info!(
-                "resuming batch {} ({} objects) after an interrupted run",
-                p.batch,
-                p.objects.len()
-            );
-            p
-        }
-        None => {
-            let mut fresh: Vec<ObjectRef> = listing
-                .selected_objects()
-                .into_iter()
-                .filter(|o| !matches!(o.location, ObjectLocation::Stdin))
-                .filter(|o| {
-                    let location = o.location.to_string();
-                    !checkpoint.processed.contains(&location)
-                        && !checkpoint.failed.contains_key(&location)
-                })
-                .collect();
-            // Objects that failed before are taken again, listed or not.
-            fresh.extend(checkpoint.failed.iter().map(|(location, f)| {
-                object_from(&PendingObject {
-                    location: location.clone(),
-                    size: f.size,
-                })
-            }));
-            fresh.sort_by(|a, b| a.location.cmp(&b.location));
-            if fresh.is_empty() {
-                return Ok(RunSummary {
-                    status: "idle".into(),
-                    seconds: started.elapsed().as_secs_f64(),
-                    ..RunSummary::default()
-                });
-            }
-            // The run count makes every batch's name new: a retried object alone must not
-            // be taken for the batch that failed to read it and was folded.
-            let mut names: Vec<String> = fresh.iter().map(|o| o.location.to_string()).collect();
-            names.push(format!("run {}", checkpoint.runs));
-            let pending = Pending {
-                batch: stable_id(&names),
-                objects: fresh
-                    .iter()
-                    .map(|o| PendingObject {
-                        location: o.location.to_string(),
-                        size: o.size,
-                    })
-                    .collect(),
-            };
-            store.put("pending.json", &json(&pending)).await?;
-            pending
-        }
+    let Some(pending) = claim_batch(store, &listing, &checkpoint).await? else {
+        return Ok(RunSummary {
+            status: RunStatus::Idle,
+            ..RunSummary::default()
+        });
     };
     failpoint::point("pending");
     let objects: Vec<ObjectRef> = pending.objects.iter().map(object_from).collect();
     let mut summary = RunSummary {
-        status: "ok".into(),
+        status: RunStatus::Ok,
         batch: Some(pending.batch.clone()),
         retried_objects: objects
             .iter()
@@ -316,27 +284,42 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
     // Objects whose names tell no time are read at every run, and the others' rows are not
     // cut to the listing's window: what a batch holds is processed whole.
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
-
     if let Some(out) = &config.convert {
         let session = listing.subset_all_rows(objects.clone());
-        let options = ConvertOptions {
-            out: out.clone(),
-            shard: None,
-            target_file_bytes: 128 << 20,
-            name_prefix: Some(format!("batch-{}-part-", pending.batch)),
-            s3: config.s3.clone(),
-        };
-        let converted = convert(&session, &options, &|_| {}).await?;
-        summary.parquet_files = converted.files.len();
+        summary.parquet_files = convert_batch(config, &session, out, &pending.batch).await?;
         failed.extend(failures(&session));
         failpoint::point("converted");
     }
 
     let session = listing.subset_all_rows(objects.clone());
+    let baselines = BaselineStore::with_store(store.child("baseline"), REBUILD);
+    let stored = baselines.load().await?;
     let pipeline = Pipeline::new(session.context(), &config.catalog);
-    let latest = pipeline.prepare(TimeRange::ALL).await?;
-    let records = session.stats().rows();
-    let bad_lines = session.stats().bad_lines().total();
+    let folded = stored
+        .as_ref()
+        .is_some_and(|b| b.meta.batches.contains(&pending.batch));
+    if folded {
+        // A run crashed after folding this batch: its findings were written before the
+        // fold, against the baseline as it was then. Detecting again against the folded
+        // baseline would judge the batch by itself, so the findings stand as written (the
+        // batch is still read, for its counts and the objects that fail).
+        tracing::info!(
+            "batch {} was already folded; its findings stand",
+            pending.batch
+        );
+    }
+    let (batch, findings) =
+        detect_batch(config, &session, &pipeline, stored.as_ref(), !folded).await?;
+    if !folded {
+        failpoint::point("detected");
+        for f in &findings {
+            *summary.findings.entry(f.kind.clone()).or_default() += 1;
+        }
+        write_findings(config, &pending.batch, &findings).await?;
+        failpoint::point("findings");
+    }
+    summary.records = session.stats().rows();
+    summary.bad_lines = session.stats().bad_lines().total();
     failed.extend(failures(&session));
     if let Some(since) = since {
         summary.late_records = late_records(&session, since).await?;
@@ -349,73 +332,231 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
             );
         }
     }
-    let baseline = load_baseline(store).await?;
-    let name = format!(
-        "findings-{}.{}",
-        pending.batch,
-        if config.ocsf { "ocsf.json" } else { "jsonl" }
-    );
-    let target = format!("{}/{name}", config.findings.trim_end_matches('/'));
-    let already_folded = baseline
-        .as_ref()
-        .is_some_and(|(p, ..)| p.folded.iter().any(|b| b == &pending.batch));
-    if already_folded {
-        // A run crashed after folding this batch: its findings were written before the
-        // fold, against the baseline as it was then. Detecting again against the folded
-        // baseline would judge the batch by itself, so the findings stand as written.
-        tracing::info!(
-            "batch {} was already folded; its findings stand",
-            pending.batch
-        );
-    } else {
-        let report = match (&baseline, latest) {
-            (_, None) => None,
-            (Some((_, history, peers, ports)), Some(latest)) => {
-                let window = batch_window(&pipeline, latest).await?;
-                let since = window.0 - config.baseline_days * DAY;
-                pipeline
-                    .learn_from_history(history, since, window.0)
-                    .await?;
-                pipeline.register("base_peers", peers)?;
-                pipeline.register("base_ports", ports)?;
-                Some(
-                    pipeline
-                        .detect(window.0, window.1, (since, window.0))
-                        .await?,
-                )
-            }
-            (None, Some(latest)) => {
-                // The first run learns from the batch's own days before its last one.
-                let (start, end) = default_window(latest);
-                let since = start - config.baseline_days * DAY;
-                pipeline.learn(since, start).await?;
-                Some(pipeline.detect(start, end, (since, start)).await?)
-            }
-        };
-        failpoint::point("detected");
-        let findings: Vec<Finding> = report.map(|r: DetectReport| r.findings).unwrap_or_default();
-        for f in &findings {
-            *summary.findings.entry(f.kind.clone()).or_default() += 1;
-        }
-        let text: String = findings
-            .iter()
-            .map(|f| {
-                let value = if config.ocsf {
-                    f.to_ocsf(f.window_end * 1000)
-                } else {
-                    f.to_json()
-                };
-                format!("{value}\n")
-            })
-            .collect();
-        write_text(&text, Some(std::path::Path::new(&target)), &config.s3).await?;
-        failpoint::point("findings");
+    if let (false, Some(batch)) = (folded, batch) {
+        fold(config, &baselines, &pipeline, stored, batch, &pending.batch).await?;
     }
-
-    fold_baseline(config, store, &pipeline, baseline.as_ref(), &pending.batch).await?;
     failpoint::point("folded");
 
-    for o in &objects {
+    advance_checkpoint(
+        config,
+        &mut checkpoint,
+        &objects,
+        &failed,
+        &listing,
+        &mut summary,
+    );
+    store
+        .put(StateFile::Checkpoint.name(), &json(&checkpoint))
+        .await?;
+    failpoint::point("checkpointed");
+    store.delete(StateFile::Pending.name()).await?;
+    failpoint::point("done");
+    summary.objects = objects.len() as u64;
+    summary.failed_objects = failed.len();
+    Ok(summary)
+}
+
+/// The checkpoint, or a fresh one. One dated in the future (an earlier version believed a
+/// mis-dated key) resumes from the newest believable object, or from now: waiting for 2099
+/// would blind the task.
+async fn read_checkpoint(store: &Store) -> Result<Checkpoint> {
+    let at = store.location(StateFile::Checkpoint.name());
+    let mut checkpoint: Checkpoint = match store.get(StateFile::Checkpoint.name()).await? {
+        Some(bytes) => parse(&bytes, &at)?,
+        None => Checkpoint::default(),
+    };
+    let horizon = crate::time_range::future_horizon();
+    if checkpoint.high_water > horizon {
+        let believable = checkpoint
+            .processed
+            .iter()
+            .filter_map(|loc| crate::source::key_info(loc).window.map(|(_, hi)| hi))
+            .filter(|hi| *hi <= horizon)
+            .max()
+            .unwrap_or(horizon - crate::time_range::FUTURE_MARGIN);
+        tracing::warn!(
+            "{at}: the checkpoint is at {}, in the future; resuming from {}",
+            crate::time_range::format_time(checkpoint.high_water),
+            crate::time_range::format_time(believable)
+        );
+        checkpoint.high_water = believable;
+    }
+    Ok(checkpoint)
+}
+
+/// The batch to process: the one an interrupted run left in `pending.json`, or the objects
+/// listed and not yet processed (with those that failed before), fixed in `pending.json`
+/// before any work. None when there is nothing new.
+async fn claim_batch(
+    store: &Store,
+    listing: &FlowsSession,
+    checkpoint: &Checkpoint,
+) -> Result<Option<Pending>> {
+    let pending_at = store.location(StateFile::Pending.name());
+    if let Some(bytes) = store.get(StateFile::Pending.name()).await? {
+        let p: Pending = parse(&bytes, &pending_at)?;
+        tracing::info!(
+            "resuming batch {} ({} objects) after an interrupted run",
+            p.batch,
+            p.objects.len()
+        );
+        return Ok(Some(p));
+    }
+    let fresh = fresh_objects(listing.selected_objects(), checkpoint);
+    if fresh.is_empty() {
+        return Ok(None);
+    }
+    let pending = Pending {
+        batch: batch_id(&fresh, checkpoint.runs),
+        objects: fresh
+            .iter()
+            .map(|o| PendingObject {
+                location: o.location.to_string(),
+                size: o.size,
+            })
+            .collect(),
+    };
+    store
+        .put(StateFile::Pending.name(), &json(&pending))
+        .await?;
+    Ok(Some(pending))
+}
+
+/// The listed objects not processed yet, and those that failed before (listed or not), in
+/// key order.
+fn fresh_objects(listed: Vec<ObjectRef>, checkpoint: &Checkpoint) -> Vec<ObjectRef> {
+    let mut fresh: Vec<ObjectRef> = listed
+        .into_iter()
+        .filter(|o| !matches!(o.location, ObjectLocation::Stdin))
+        .filter(|o| {
+            let location = o.location.to_string();
+            !checkpoint.processed.contains(&location) && !checkpoint.failed.contains_key(&location)
+        })
+        .collect();
+    fresh.extend(checkpoint.failed.iter().map(|(location, f)| {
+        object_from(&PendingObject {
+            location: location.clone(),
+            size: f.size,
+        })
+    }));
+    fresh.sort_by(|a, b| a.location.cmp(&b.location));
+    fresh
+}
+
+/// A batch's name: its objects and the run count. The count makes every batch's name new: a
+/// retried object alone must not be taken for the batch that failed to read it and was
+/// folded.
+fn batch_id(objects: &[ObjectRef], runs: u64) -> String {
+    let mut names: Vec<String> = objects.iter().map(|o| o.location.to_string()).collect();
+    names.push(format!("run {runs}"));
+    stable_id(&names)
+}
+
+/// Converts the batch to Parquet under `out`, with names that a rerun writes again.
+async fn convert_batch(
+    config: &RunConfig,
+    session: &FlowsSession,
+    out: &str,
+    batch: &str,
+) -> Result<usize> {
+    let options = ConvertOptions {
+        out: out.to_string(),
+        shard: None,
+        target_file_bytes: 128 << 20,
+        name_prefix: Some(format!("batch-{batch}-part-")),
+        s3: config.s3.clone(),
+    };
+    let converted = convert(session, &options, &|_| {}).await?;
+    Ok(converted.files.len())
+}
+
+/// Summarises the batch a day at a time and detects in each day's hours against the stored
+/// baseline (the `baseline_days` before those hours). The first run, with no baseline yet,
+/// learns one from the batch's own days before its last one, as `flowlens detect` would.
+/// Returns the batch's summary, to fold, and the findings (none unless `judge`).
+async fn detect_batch(
+    config: &RunConfig,
+    session: &FlowsSession,
+    pipeline: &Pipeline<'_>,
+    stored: Option<&Baseline>,
+    judge: bool,
+) -> Result<(Option<Baseline>, Vec<Finding>)> {
+    let mut findings = Vec::new();
+    let mut batch: Option<Baseline> = None;
+    let chunks = crate::detect::batch_days(session);
+    for (since, until) in chunks {
+        let day = pipeline.summarise(since, until).await?;
+        let stored = stored.filter(|_| judge);
+        if let (Some(stored), Some((first, latest))) = (stored, pipeline.span().await?) {
+            let end = latest.div_euclid(HOUR) * HOUR + HOUR;
+            let window = (first, end.max(first + HOUR));
+            let learnt = window.0 - config.baseline_days * DAY;
+            pipeline.use_baseline(stored, learnt, window.0).await?;
+            let report = pipeline
+                .detect(window.0, window.1, (learnt, window.0))
+                .await?;
+            findings.extend(report.findings);
+        }
+        batch = Some(pipeline.fold(batch, day).await?);
+    }
+    if judge && stored.is_none() {
+        let plan = DetectPlan::latest_day(config.baseline_days);
+        findings = detect(session, &plan, None, &config.catalog)
+            .await?
+            .findings;
+    }
+    Ok((batch, findings))
+}
+
+/// Writes the batch's findings object (named after the batch, so a rerun overwrites it).
+async fn write_findings(config: &RunConfig, batch: &str, findings: &[Finding]) -> Result<()> {
+    let extension = match config.findings_format {
+        FindingsFormat::Ocsf => "ocsf.json",
+        _ => "jsonl",
+    };
+    let target = format!(
+        "{}/findings-{batch}.{extension}",
+        config.findings.trim_end_matches('/')
+    );
+    let text = render_findings(findings, config.findings_format, None);
+    write_text(&text, Some(std::path::Path::new(&target)), &config.s3).await
+}
+
+/// Folds the batch's summary into the stored baseline (hourly metrics kept for the
+/// baseline's days, peers and services merged) and saves it as a new version.
+async fn fold(
+    config: &RunConfig,
+    baselines: &BaselineStore,
+    pipeline: &Pipeline<'_>,
+    stored: Option<Baseline>,
+    mut batch: Baseline,
+    name: &str,
+) -> Result<()> {
+    batch.meta.covered.clear();
+    batch.meta.fold_batch(name);
+    batch.meta.keep_days = Some(config.baseline_days);
+    let stored = stored.map(|mut b| {
+        b.meta.keep_days = Some(config.baseline_days);
+        b
+    });
+    let mut folded = pipeline.fold(stored, batch).await?;
+    pipeline.describe(&mut folded).await?;
+    baselines.save(&mut folded).await
+}
+
+/// Records what the batch did to the checkpoint: objects read are processed; those that
+/// failed are retried by later runs until `max_attempts`; the high-water mark moves to the
+/// newest believable key; objects too old to be listed again are forgotten.
+fn advance_checkpoint(
+    config: &RunConfig,
+    checkpoint: &mut Checkpoint,
+    objects: &[ObjectRef],
+    failed: &BTreeMap<String, String>,
+    listing: &FlowsSession,
+    summary: &mut RunSummary,
+) {
+    let horizon = crate::time_range::future_horizon();
+    for o in objects {
         let location = o.location.to_string();
         if let Some(error) = failed.get(&location) {
             let entry = checkpoint
@@ -458,34 +599,22 @@ async fn work(config: &RunConfig, store: &StateStore, started: Instant) -> Resul
     // Forget what can no longer be listed again: objects older than the lookback (and a
     // day), and objects whose keys tell no time once they are gone from the sources (they
     // are listed on every run, so only their presence bounds the set).
-    let horizon = checkpoint.high_water - config.lookback - DAY;
+    let oldest = checkpoint.high_water - config.lookback - DAY;
     let listed: std::collections::HashSet<String> = listing
         .selected_objects()
         .iter()
         .map(|o| o.location.to_string())
         .collect();
-    let keep: BTreeSet<String> = checkpoint
+    checkpoint.processed = checkpoint
         .processed
         .iter()
         .filter(|loc| match crate::source::key_info(loc).window {
-            Some((_, hi)) => hi >= horizon,
+            Some((_, hi)) => hi >= oldest,
             None => listed.contains(*loc),
         })
         .cloned()
-        .collect();
-    checkpoint.processed = keep;
+        .collect::<BTreeSet<String>>();
     checkpoint.runs += 1;
-    store.put("checkpoint.json", &json(&checkpoint)).await?;
-    failpoint::point("checkpointed");
-    store.delete("pending.json").await?;
-    failpoint::point("done");
-
-    summary.objects = objects.len() as u64;
-    summary.records = records;
-    summary.bad_lines = bad_lines;
-    summary.failed_objects = failed.len();
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
 }
 
 /// The objects a session could not read, with their errors.
@@ -515,144 +644,4 @@ async fn late_records(session: &FlowsSession, since: i64) -> Result<u64> {
                 .map(|a| a.value(0).max(0) as u64)
         })
         .unwrap_or(0))
-}
-
-/// The hours the batch covers.
-async fn batch_window(pipeline: &Pipeline<'_>, latest: i64) -> Result<(i64, i64)> {
-    let first = pipeline
-        .query("first", "SELECT min(hour) AS first FROM hour_metrics")
-        .await?;
-    let start = first
-        .batches
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<arrow::array::Int64Array>()
-                .map(|a| a.value(0))
-        })
-        .unwrap_or(latest - DAY);
-    let end = (latest + 3599).div_euclid(3600) * 3600;
-    Ok((start, end.max(start + 3600)))
-}
-
-type StoredBaseline = (BaselinePointer, Table, Table, Table);
-
-async fn load_baseline(store: &StateStore) -> Result<Option<StoredBaseline>> {
-    let at = store.location("baseline.json");
-    let Some(bytes) = store.get("baseline.json").await? else {
-        return Ok(None);
-    };
-    let pointer: BaselinePointer = parse(&bytes, &at)?;
-    let read = |name: &'static str| async move {
-        let file = format!("baseline/v{}/{name}.parquet", pointer.version);
-        let location = store.location(&file);
-        let bytes = store
-            .get(&file)
-            .await?
-            .ok_or_else(|| Error::invalid(&location, "missing: the baseline is incomplete"))?;
-        from_parquet(bytes, &location)
-    };
-    let history = read("history").await?;
-    let peers = read("peers").await?;
-    let ports = read("ports").await?;
-    Ok(Some((pointer, history, peers, ports)))
-}
-
-/// Folds the batch into the stored baseline: hourly metrics added to the history (kept
-/// for the baseline's days), peers and ports merged. Written as a new version, then the
-/// pointer switched; a batch already folded is not folded again.
-async fn fold_baseline(
-    config: &RunConfig,
-    store: &StateStore,
-    pipeline: &Pipeline<'_>,
-    stored: Option<&StoredBaseline>,
-    batch: &str,
-) -> Result<()> {
-    if stored.is_some_and(|(p, ..)| p.folded.iter().any(|b| b == batch)) {
-        return Ok(());
-    }
-    // The batch's own peers and ports, over all its hours.
-    pipeline.learn(0, i64::MAX / 2).await?;
-    let new_metrics = pipeline
-        .query("hour_metrics", "SELECT * FROM hour_metrics")
-        .await?;
-    let new_peers = pipeline
-        .query("base_peers", "SELECT * FROM base_peers")
-        .await?;
-    let new_ports = pipeline
-        .query("base_ports", "SELECT * FROM base_ports")
-        .await?;
-    let (history, peers, ports, mut pointer) = match stored {
-        Some((pointer, history, peers, ports)) => {
-            pipeline.register("old_history", history)?;
-            pipeline.register("old_peers", peers)?;
-            pipeline.register("old_ports", ports)?;
-            pipeline.register("new_history", &new_metrics)?;
-            pipeline.register("new_peers", &new_peers)?;
-            pipeline.register("new_ports", &new_ports)?;
-            let history = pipeline
-                .query(
-                    "fold history",
-                    "WITH h AS (SELECT * FROM old_history UNION ALL SELECT * FROM new_history), \
-                     latest AS (SELECT max(hour) AS m FROM h) \
-                     SELECT interface_id, max(account_id) AS account_id, max(vpc_id) AS vpc_id, hour, \
-                            max(hod) AS hod, bool_or(weekend) AS weekend, metric, \
-                            CASE WHEN metric = 'in_sources' THEN max(value) ELSE sum(value) END AS value \
-                     FROM h, latest WHERE hour >= latest.m - BASELINE_SECONDS \
-                     GROUP BY interface_id, hour, metric ORDER BY interface_id, hour, metric"
-                        .replace("BASELINE_SECONDS", &(config.baseline_days * DAY).to_string())
-                        .as_str(),
-                )
-                .await?;
-            let peers = pipeline
-                .query(
-                    "fold peers",
-                    "SELECT interface_id, remote, remote_net, service_side, sum(flows) AS flows, \
-                            sum(bytes) AS bytes, sum(hours_seen) AS hours_seen, \
-                            min(first_seen) AS first_seen, max(last_seen) AS last_seen \
-                     FROM (SELECT * FROM old_peers UNION ALL SELECT * FROM new_peers) p \
-                     GROUP BY interface_id, remote, remote_net, service_side \
-                     ORDER BY interface_id, remote, service_side",
-                )
-                .await?;
-            let ports = pipeline
-                .query(
-                    "fold ports",
-                    "SELECT interface_id, protocol, service_side, service_port, sum(flows) AS flows, \
-                            sum(hours_seen) AS hours_seen, max(max_remote_hour_flows) AS max_remote_hour_flows \
-                     FROM (SELECT * FROM old_ports UNION ALL SELECT * FROM new_ports) p \
-                     GROUP BY interface_id, protocol, service_side, service_port \
-                     ORDER BY interface_id, protocol, service_side, service_port",
-                )
-                .await?;
-            (history, peers, ports, pointer.clone())
-        }
-        None => (
-            new_metrics,
-            new_peers,
-            new_ports,
-            BaselinePointer::default(),
-        ),
-    };
-    pointer.version += 1;
-    for (name, table) in [("history", &history), ("peers", &peers), ("ports", &ports)] {
-        let file = format!("baseline/v{}/{name}.parquet", pointer.version);
-        let bytes = to_parquet(table, &store.location(&file))?;
-        store.put(&file, &bytes).await?;
-        failpoint::point("baseline_table");
-    }
-    pointer.folded.push(batch.to_string());
-    let excess = pointer.folded.len().saturating_sub(1000);
-    pointer.folded.drain(..excess);
-    store.put("baseline.json", &json(&pointer)).await?;
-    // The previous version is no longer pointed at.
-    if pointer.version > 1 {
-        for name in ["history", "peers", "ports"] {
-            let _ = store
-                .delete(&format!("baseline/v{}/{name}.parquet", pointer.version - 1))
-                .await;
-        }
-    }
-    Ok(())
 }

@@ -66,7 +66,7 @@ pub struct Listing {
 pub async fn list_sources(
     sources: &[String],
     filter: &ListFilter,
-    client: Option<&Client>,
+    client: Option<&super::S3Access>,
 ) -> Result<Listing> {
     let mut listing = Listing::default();
     let mut local = Vec::new();
@@ -78,7 +78,7 @@ pub async fn list_sources(
                 let client = client.ok_or_else(|| {
                     Error::invalid(source.as_str(), "S3 sources need an S3 client")
                 })?;
-                list_s3(client, &url, filter, &mut listing).await?;
+                list_s3(&client.0, &url, filter, &mut listing).await?;
             }
         }
     }
@@ -103,7 +103,7 @@ pub async fn list_sources(
 pub async fn latest_key_start(
     sources: &[String],
     filter: &ListFilter,
-    client: Option<&Client>,
+    client: Option<&super::S3Access>,
 ) -> Result<Option<i64>> {
     let probe = ListFilter {
         latest_only: true,

@@ -9,7 +9,6 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use aws_sdk_s3::Client;
 use flate2::read::MultiGzDecoder;
 use tokio::runtime::Handle;
 
@@ -31,7 +30,7 @@ const CONSECUTIVE_S3_FAILURES: usize = 5;
 /// on, when any object is on S3.
 #[derive(Clone)]
 pub struct ReadContext {
-    pub s3: Option<(Client, Handle)>,
+    pub s3: Option<(super::S3Access, Handle)>,
     /// S3 objects requested ahead of the one being decoded.
     pub lookahead: usize,
 }
@@ -160,7 +159,7 @@ pub fn scan_objects(
 fn prefetch(context: &ReadContext, object: &ObjectRef) -> Option<PendingGet> {
     match (&object.location, &context.s3) {
         (ObjectLocation::S3(url), Some((client, handle))) if !object.is_parquet_name() => {
-            Some(start_get(client, handle, url))
+            Some(start_get(&client.0, handle, url))
         }
         _ => None,
     }
@@ -217,7 +216,7 @@ fn read_object(
             };
             if object.is_parquet_name() {
                 return read_s3_parquet(
-                    client,
+                    &client.0,
                     handle,
                     url,
                     object.size,
@@ -226,7 +225,7 @@ fn read_object(
                     emit,
                 );
             }
-            let pending = pending.unwrap_or_else(|| start_get(client, handle, url));
+            let pending = pending.unwrap_or_else(|| start_get(&client.0, handle, url));
             read_s3_text(pending, url, decoder, emit)
         }
     }

@@ -38,8 +38,46 @@ pub(crate) fn stall_timeout() -> Duration {
     })
 }
 
-/// Builds a client. Only called when a source or output is on S3.
+/// The S3 connection that objects are listed and read through: what the layers above hold
+/// and pass back to `source`, which alone uses the SDK.
+#[derive(Clone, Debug)]
+pub struct S3Access(pub(crate) Client);
+
+/// The process's S3 connection for `options` (see [`s3_client`]).
+pub async fn s3_access(options: &S3Options) -> S3Access {
+    S3Access(s3_client(options).await)
+}
+
+/// The process's client for `options.endpoint_url`: built on first use (only when a source
+/// or output is on S3), then shared, so credentials are resolved and connections pooled once.
 pub async fn s3_client(options: &S3Options) -> Client {
+    type Clients = std::sync::Mutex<Vec<(Option<String>, Client)>>;
+    static CLIENTS: std::sync::OnceLock<Clients> = std::sync::OnceLock::new();
+    let clients = CLIENTS.get_or_init(Default::default);
+    let cached = |clients: &Clients| {
+        let held = clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.iter()
+            .find(|(endpoint, _)| *endpoint == options.endpoint_url)
+            .map(|(_, client)| client.clone())
+    };
+    if let Some(client) = cached(clients) {
+        return client;
+    }
+    let client = build_client(options).await;
+    let mut held = clients
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, first)) = held.iter().find(|(e, _)| *e == options.endpoint_url) {
+        // Another task built one meanwhile: keep the first.
+        return first.clone();
+    }
+    held.push((options.endpoint_url.clone(), client.clone()));
+    client
+}
+
+async fn build_client(options: &S3Options) -> Client {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         // Throttling (503 SlowDown) and transient errors: the SDK's standard retries (the
         // object reader retries GetObject on top, see s3_reader). Adaptive mode's client-side

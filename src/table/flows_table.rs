@@ -21,9 +21,8 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use super::time_filters::time_range_of;
 use crate::decode::DecoderOptions;
 use crate::format::flows_schema;
-use aws_sdk_s3::Client;
 
-use crate::source::{ObjectRef, ReadContext, ScanStats, scan_objects};
+use crate::source::{ObjectRef, ReadContext, S3Access, ScanStats, scan_objects};
 use crate::time_range::TimeRange;
 
 /// Batches in flight per partition: bounds memory whatever the archive's size.
@@ -33,7 +32,7 @@ pub struct FlowsTable {
     objects: Arc<Vec<ObjectRef>>,
     options: DecoderOptions,
     stats: Arc<ScanStats>,
-    s3: Option<Client>,
+    s3: Option<S3Access>,
     /// Partitions for scans that read S3: objects in flight at once.
     s3_concurrency: usize,
 }
@@ -60,7 +59,7 @@ impl FlowsTable {
     }
 
     /// Reads S3 objects with `client`, `concurrency` objects at a time.
-    pub fn with_s3(mut self, client: Client, concurrency: usize) -> Self {
+    pub fn with_s3(mut self, client: S3Access, concurrency: usize) -> Self {
         self.s3 = Some(client);
         self.s3_concurrency = concurrency.max(1);
         self
@@ -203,7 +202,7 @@ struct FlowsPartition {
     objects: Arc<Vec<ObjectRef>>,
     options: DecoderOptions,
     stats: Arc<ScanStats>,
-    s3: Option<Client>,
+    s3: Option<S3Access>,
     lookahead: usize,
 }
 

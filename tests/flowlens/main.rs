@@ -2060,32 +2060,48 @@ fn detect_cli_contract_jsonl_ocsf_and_fail_on() {
     assert!(!stdout(&strict).contains("\"kind\":\"port_scan\""));
 }
 
-/// Reads `median` of one interface's slot from a stored baseline's base_hours.parquet.
+/// The file of a stored baseline's table (`history`, `peers` or `ports`) that its pointer
+/// names.
+fn baseline_table(dir: &Path, table: &str) -> PathBuf {
+    let pointer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("baseline.json")).unwrap()).unwrap();
+    let version = pointer["version"].as_u64().unwrap();
+    dir.join(format!("v{version}/{table}.parquet"))
+}
+
+/// The median of one interface's weekday hour-of-day slot in a stored baseline's hourly
+/// history, as detection computes it.
 fn slot_median(dir: &Path, eni: &str, metric: &str, hod: i64) -> f64 {
-    use arrow::array::{Array, AsArray};
+    use arrow::array::AsArray;
     use arrow::datatypes::{Float64Type, Int64Type};
-    let file = std::fs::File::open(dir.join("base_hours.parquet")).unwrap();
+    let file = std::fs::File::open(baseline_table(dir, "history")).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
         .build()
         .unwrap();
+    let mut values = Vec::new();
     for batch in reader {
         let batch = batch.unwrap();
         let col = |n: &str| batch.column_by_name(n).unwrap().clone();
         let (ids, metrics) = (col("interface_id"), col("metric"));
-        let (hods, weekend, medians) = (col("hod"), col("weekend"), col("median"));
+        let (hods, weekend, value) = (col("hod"), col("weekend"), col("value"));
         for i in 0..batch.num_rows() {
             if ids.as_string::<i32>().value(i) == eni
                 && metrics.as_string::<i32>().value(i) == metric
                 && hods.as_primitive::<Int64Type>().value(i) == hod
                 && !weekend.as_boolean().value(i)
-                && !medians.is_null(i)
             {
-                return medians.as_primitive::<Float64Type>().value(i);
+                values.push(value.as_primitive::<Float64Type>().value(i));
             }
         }
     }
-    panic!("no {metric} slot {hod} for {eni}")
+    assert!(!values.is_empty(), "no {metric} slot {hod} for {eni}");
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n % 2 {
+        1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 #[test]
@@ -2178,6 +2194,269 @@ fn baseline_is_robust_to_an_outlier_hour_and_stored_baselines_detect_alike() {
     );
 }
 
+/// Every row of a Parquet file as text, sorted: two tables are equal when these are.
+fn parquet_rows(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let mut names: Vec<usize> = (0..batch.num_columns()).collect();
+        names.sort_by_key(|&c| batch.schema().field(c).name().clone());
+        for i in 0..batch.num_rows() {
+            let cells: Vec<String> = names
+                .iter()
+                .map(|&c| arrow::util::display::array_value_to_string(batch.column(c), i).unwrap())
+                .collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn pointer(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("baseline.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_baseline_extended_day_by_day_equals_one_learnt_at_once_and_no_day_is_folded_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_dir = dir.path().join("logs");
+    generate_into(
+        &src_dir,
+        &["--days", "4", "--enis", "3", "--object-minutes", "60"],
+    );
+    let src = src_dir.to_str().unwrap();
+    let (d0, d2, d4) = (
+        "2026-10-11T00:00:00Z",
+        "2026-10-13T00:00:00Z",
+        "2026-10-15T00:00:00Z",
+    );
+    let whole = dir.path().join("whole");
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        src,
+        "--since",
+        d0,
+        "--until",
+        d4,
+        "--out",
+        whole.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let part = dir.path().join("part");
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        src,
+        "--since",
+        d0,
+        "--until",
+        d2,
+        "--out",
+        part.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        pointer(&part)["covered"],
+        serde_json::json!([[1_791_676_800i64, 1_791_849_600i64]])
+    );
+    // Extending it: from where it ends (no --since) to the end asked for.
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        src,
+        "--until",
+        d4,
+        "--update",
+        part.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("covers 2026-10-11T00:00:00Z to 2026-10-15T00:00:00Z"),
+        "{}",
+        stderr(&out)
+    );
+    for table in ["history", "peers", "ports"] {
+        let (a, b) = (
+            parquet_rows(&baseline_table(&whole, table)),
+            parquet_rows(&baseline_table(&part, table)),
+        );
+        assert!(!a.is_empty(), "{table}");
+        assert_eq!(
+            a, b,
+            "{table} differs between the whole baseline and the extended one"
+        );
+    }
+    // The old version's tables are gone; the pointer names the new.
+    let version = pointer(&part)["version"].as_u64().unwrap();
+    assert!(
+        !part
+            .join(format!("v{}", version - 1))
+            .join("history.parquet")
+            .exists()
+    );
+    // Asking again for days it covers folds nothing and writes nothing.
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        src,
+        "--since",
+        d0,
+        "--until",
+        d4,
+        "--update",
+        part.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing new to fold"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(pointer(&part)["version"].as_u64(), Some(version));
+    // Without --until an update stops before the latest record's hour, which may still be
+    // filling: the data ends at d4, so there is nothing new.
+    let out = flowlens(&["baseline", "-s", src, "--update", part.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        pointer(&part)["version"].as_u64(),
+        Some(version),
+        "{}",
+        stderr(&out)
+    );
+    // Detection against either finds the same.
+    let found = |base: &Path| {
+        let out = flowlens(&[
+            "detect",
+            "-s",
+            src,
+            "-o",
+            "jsonl",
+            "--since",
+            "2026-10-14T00:00:00Z",
+            "--baseline",
+            base.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(found(&whole), found(&part));
+}
+
+#[test]
+fn a_damaged_or_foreign_baseline_names_the_file_and_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let src = sample_logs();
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        &src,
+        "--until",
+        "2026-10-30T00:00:00Z",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A damaged table: detection and --update both stop, naming it and the way out.
+    let peers = baseline_table(&base, "peers");
+    std::fs::write(&peers, b"PAR1 not really").unwrap();
+    for args in [
+        vec!["detect", "-s", &src, "--baseline", base.to_str().unwrap()],
+        vec!["baseline", "-s", &src, "--update", base.to_str().unwrap()],
+    ] {
+        let out = flowlens(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&peers.display().to_string()), "{err}");
+        assert!(
+            err.contains("build it again with `flowlens baseline"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(&peers).unwrap(), b"PAR1 not really");
+    // A baseline of flowlens before day-by-day baselines (format 1: no format field).
+    let old = dir.path().join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(
+        old.join("baseline.json"),
+        r#"{"since":1,"until":2,"interfaces":3,"flowlens_version":"0.1.0"}"#,
+    )
+    .unwrap();
+    let out = flowlens(&["baseline", "-s", &src, "--update", old.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a baseline in format 1 (written by flowlens 0.1.0)"),
+        "{}",
+        stderr(&out)
+    );
+    // --out replaces it with a whole new one.
+    let out = flowlens(&["baseline", "-s", &src, "--out", old.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(pointer(&old)["format"], 2);
+}
+
+#[test]
+fn a_baseline_on_s3_detects_like_one_on_disk() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("logs");
+    server.bucket("state");
+    let src = sample_logs();
+    reliability::copy_tree(Path::new(&src), &bucket);
+    let local = tempfile::tempdir().unwrap();
+    let until = ["--until", "2026-10-31T00:00:00Z"];
+    let mut args = vec!["baseline", "-s", "s3://logs/", "--out", "s3://state/base/"];
+    args.extend(until);
+    let out = server.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut args = vec![
+        "baseline",
+        "-s",
+        &src,
+        "--out",
+        local.path().to_str().unwrap(),
+    ];
+    args.extend(until);
+    let out = flowlens(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let on_s3 = server.root.path().join("state").join("base");
+    for table in ["history", "peers", "ports"] {
+        assert_eq!(
+            parquet_rows(&baseline_table(&on_s3, table)),
+            parquet_rows(&baseline_table(local.path(), table)),
+            "{table}"
+        );
+    }
+    let detect = server.run(&[
+        "detect",
+        "-s",
+        "s3://logs/",
+        "-o",
+        "jsonl",
+        "--baseline",
+        "s3://state/base/",
+    ]);
+    assert!(detect.status.success(), "{}", stderr(&detect));
+    let here = flowlens(&[
+        "detect",
+        "-s",
+        &src,
+        "-o",
+        "jsonl",
+        "--baseline",
+        local.path().to_str().unwrap(),
+    ]);
+    assert!(here.status.success(), "{}", stderr(&here));
+    assert_eq!(stdout(&detect), stdout(&here));
+    assert!(!stdout(&here).is_empty());
+}
+
 // ---------------------------------------------------------------------------------------
 // Convert: Parquet that answers like the text, laid out like AWS's, the same every time.
 
@@ -2200,7 +2479,7 @@ fn file_digests(dir: &Path) -> Vec<(String, u64, Vec<u8>)> {
 /// The remote peers (address, side offering the service) a stored baseline holds for `eni`.
 fn baseline_peers(dir: &Path, eni: &str) -> std::collections::BTreeSet<(String, String)> {
     use arrow::array::AsArray;
-    let file = std::fs::File::open(dir.join("base_peers.parquet")).unwrap();
+    let file = std::fs::File::open(baseline_table(dir, "peers")).unwrap();
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
         .build()
@@ -2622,10 +2901,11 @@ fn outcome(server: &s3::Server, name: &str) -> Outcome {
     let checkpoint: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(st.join("checkpoint.json")).unwrap())
             .unwrap();
-    let pointer: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(st.join("baseline.json")).unwrap()).unwrap();
-    let version = pointer["version"].as_u64().unwrap();
-    let (rows, sum) = read_table_sum(&st.join(format!("baseline/v{version}/history.parquet")));
+    let pointer: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(st.join("baseline").join("baseline.json")).unwrap(),
+    )
+    .unwrap();
+    let (rows, sum) = read_table_sum(&baseline_table(&st.join("baseline"), "history"));
     assert!(!st.join("pending.json").exists() && !st.join("lock.json").exists());
     Outcome {
         parquet_files,
@@ -2633,7 +2913,7 @@ fn outcome(server: &s3::Server, name: &str) -> Outcome {
         findings,
         processed: checkpoint["processed"].clone(),
         history: (rows, sum.round() as i64),
-        folded: pointer["folded"].clone(),
+        folded: pointer["batches"].clone(),
     }
 }
 

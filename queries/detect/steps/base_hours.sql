@@ -3,7 +3,7 @@
 -- param: since int: baseline start (Unix seconds)
 -- param: until int: baseline end (Unix seconds)
 WITH b AS (
-  SELECT * FROM hour_metrics WHERE hour >= ${since} AND hour < ${until}
+  SELECT * FROM history WHERE hour >= ${since} AND hour < ${until}
 ),
 slot AS (
   SELECT interface_id, weekend, hod, metric, median(value) AS median, max(value) AS max, count(*) AS n

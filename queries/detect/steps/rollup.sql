@@ -1,7 +1,7 @@
 -- name: rollup
 -- description: The one pass over the flows that baselines and detectors share: records per interface, hour, address pair and port pair (a client's ephemeral port folded to -1)
 -- param: since int: records ending at or after this Unix second
--- param: until int: records starting before this Unix second
+-- param: until int: records ending before this Unix second (each record counts in the hour it ends, so periods rolled up one after another never share a record)
 SELECT interface_id, account_id, vpc_id, hour,
        srcaddr, dstaddr, sport, dport, protocol, action, log_status, flow_direction,
        count(*) AS records, sum(bytes) AS bytes, sum(packets) AS packets,
@@ -17,7 +17,7 @@ FROM (
            * (CAST(dstport AS BIGINT) + 1) AS dport,
          protocol, action, log_status, flow_direction, bytes, packets, start, "end"
   FROM flows
-  WHERE "end" >= ${since} AND start < ${until} AND interface_id IS NOT NULL
+  WHERE "end" >= ${since} AND "end" < ${until} AND interface_id IS NOT NULL
 ) t
 -- An interface has one account and one VPC: grouping by them is cheaper than max() over strings
 GROUP BY interface_id, account_id, vpc_id, hour, srcaddr, dstaddr, sport, dport, protocol, action, log_status, flow_direction
