@@ -259,7 +259,13 @@ mod tests {
         // Objects on days 10..12: a period from the epoch is one chunk up to day 10.
         assert_eq!(
             day_chunks(0, d(14), &days(&[10, 11, 12])),
-            vec![(0, d(10)), (d(10), d(11)), (d(11), d(12)), (d(12), d(13)), (d(13), d(14))]
+            vec![
+                (0, d(10)),
+                (d(10), d(11)),
+                (d(11), d(12)),
+                (d(12), d(13)),
+                (d(13), d(14))
+            ]
         );
         // A period not on midnights keeps its own ends.
         assert_eq!(
@@ -267,7 +273,10 @@ mod tests {
             vec![(d(10) + 7200, d(11)), (d(11), d(11) + 3600)]
         );
         // Within one day: one chunk.
-        assert_eq!(day_chunks(d(3), d(3) + 60, &days(&[3])), vec![(d(3), d(3) + 60)]);
+        assert_eq!(
+            day_chunks(d(3), d(3) + 60, &days(&[3])),
+            vec![(d(3), d(3) + 60)]
+        );
         // A key decades away adds two cuts, not one per day between.
         assert_eq!(day_chunks(0, d(100_000), &days(&[10, 40_000])).len(), 5);
     }

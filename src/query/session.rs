@@ -16,8 +16,8 @@ use crate::decode::DecoderOptions;
 use crate::error::{Error, Result};
 use crate::format::FlowFormat;
 use crate::source::{
-    DEFAULT_CONCURRENCY, ListFilter, ObjectRef, S3Options, S3Url, ScanStats, latest_key_start,
-    list_sources, S3Access, s3_access,
+    DEFAULT_CONCURRENCY, ListFilter, ObjectRef, S3Access, S3Options, S3Url, ScanStats,
+    latest_key_start, list_sources, s3_access,
 };
 use crate::table::FlowsTable;
 use crate::time_range::TimeRange;

@@ -182,7 +182,12 @@ impl Output {
             self.open(partition.clone(), seq)?;
         }
         if let Some(open) = &mut self.current {
-            let location = format!("{}/{}{:05}.parquet", open.partition.path(), self.prefix, open.seq);
+            let location = format!(
+                "{}/{}{:05}.parquet",
+                open.partition.path(),
+                self.prefix,
+                open.seq
+            );
             open.writer
                 .write(batch)
                 .map_err(|source| Error::Parquet { location, source })?;

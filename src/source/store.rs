@@ -89,7 +89,10 @@ impl Store {
             Location::S3(url) => {
                 let (folder, name) = url.key.rsplit_once('/').unwrap_or(("", &url.key));
                 if name.is_empty() {
-                    return Err(Error::invalid(what, format!("`{location}` names no object")));
+                    return Err(Error::invalid(
+                        what,
+                        format!("`{location}` names no object"),
+                    ));
                 }
                 let store = Store::S3 {
                     client: s3_client(s3).await,
@@ -154,8 +157,8 @@ impl Store {
                     .into_paginator()
                     .send();
                 while let Some(page) = pages.next().await {
-                    let page = page
-                        .map_err(|e| crate::source::s3_error_for(self.location(folder), &e))?;
+                    let page =
+                        page.map_err(|e| crate::source::s3_error_for(self.location(folder), &e))?;
                     for object in page.contents() {
                         if let Some(key) = object.key() {
                             names.push(key.strip_prefix(&base).unwrap_or(key).to_string());
@@ -183,9 +186,7 @@ impl Store {
                     .tempfile_in(parent)
                     .map_err(|e| Error::io(location, e))
             }
-            Store::S3 { .. } => {
-                tempfile::NamedTempFile::new().map_err(|e| Error::io(location, e))
-            }
+            Store::S3 { .. } => tempfile::NamedTempFile::new().map_err(|e| Error::io(location, e)),
         }
     }
 

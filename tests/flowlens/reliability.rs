@@ -1,7 +1,7 @@
 //! Bad input, faults and hostile values: every defect found by trying flowlens as a hostile
 //! user would gets a test here that fails without its fix.
 
-use super::*;
+use crate::support::*;
 
 const ACCOUNT: &str = "123456789012";
 
@@ -29,15 +29,6 @@ fn put(dir: &Path, key: &str, records: &str) -> PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, gzip(format!("{V2_HEADER}\n{records}").as_bytes())).unwrap();
     path
-}
-
-/// Copies a folder tree.
-pub(crate) fn copy_tree(from: &Path, to: &Path) {
-    for file in walk(from) {
-        let target = to.join(file.strip_prefix(from).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &target).unwrap();
-    }
 }
 
 fn findings_of(out: &Output) -> Vec<(String, String, String)> {

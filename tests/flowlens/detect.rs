@@ -1,0 +1,740 @@
+//! Baselines and findings: every labelled incident of a generated estate found and nothing
+//! else, the findings contract (jsonl, OCSF, --fail-on), stored baselines (robust, extended
+//! day by day, damaged, on S3), interfaces' own addresses, and which days detection reads.
+
+use crate::support::*;
+
+const KINDS: [&str; 10] = [
+    "port_scan",
+    "brute_force",
+    "dos",
+    "exfiltration",
+    "volume_spike",
+    "unusual_port",
+    "new_peer",
+    "beaconing",
+    "nacl_return_reject",
+    "reject_spike",
+];
+
+#[test]
+fn detection_finds_every_labelled_incident_and_is_quiet_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    estate(dir.path(), true);
+    let out = flowlens(&["evaluate", "-s", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for kind in KINDS {
+        assert!(
+            text.contains(&format!("| {kind} | 1 | 1 | 0 |")),
+            "{kind} not found cleanly:\n{text}"
+        );
+    }
+    assert!(text.contains("recall 10/10;"), "{text}");
+    assert!(
+        text.contains(" 0 false alarms over 7 interface-days"),
+        "{text}"
+    );
+
+    // The same estate without incidents: nothing to report.
+    let clean = tempfile::tempdir().unwrap();
+    estate(clean.path(), false);
+    let out = flowlens(&[
+        "detect",
+        "-s",
+        clean.path().to_str().unwrap(),
+        "-o",
+        "jsonl",
+        "--fail-on",
+        "low",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "", "findings on clean traffic");
+    assert!(
+        stderr(&out).contains("0 findings for 7 interfaces"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn detect_cli_contract_jsonl_ocsf_and_fail_on() {
+    let dir = tempfile::tempdir().unwrap();
+    estate(dir.path(), true);
+    let src = dir.path().to_str().unwrap();
+    let out = flowlens(&["detect", "-s", src, "-o", "jsonl", "--fail-on", "critical"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a critical finding exits 4: {}",
+        stderr(&out)
+    );
+    let findings: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    assert!(findings.len() >= 10);
+    let mut kinds = std::collections::BTreeSet::new();
+    for f in &findings {
+        let id = f["finding_id"].as_str().unwrap();
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{f}"
+        );
+        let kind = f["kind"].as_str().unwrap();
+        assert!(KINDS.contains(&kind), "{f}");
+        kinds.insert(kind.to_string());
+        assert!(["low", "medium", "high", "critical"].contains(&f["severity"].as_str().unwrap()));
+        assert!(f["interface_id"].as_str().unwrap().starts_with("eni-"));
+        assert_eq!(f["account_id"], "123456789012");
+        for t in ["window_start", "window_end"] {
+            let text = f[t].as_str().unwrap();
+            assert!(
+                chrono::DateTime::parse_from_rfc3339(text).is_ok() && text.ends_with('Z'),
+                "{f}"
+            );
+        }
+        assert!(f["score"].is_number() && !f["summary"].as_str().unwrap().is_empty());
+        let evidence = f["evidence"].as_object().unwrap();
+        for key in ["observed", "baseline", "remote_addrs", "ports"] {
+            assert!(evidence.contains_key(key), "evidence lacks {key}: {f}");
+        }
+        assert!(
+            evidence["remote_addrs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()),
+            "{f}"
+        );
+    }
+    assert_eq!(kinds.len(), 10, "{kinds:?}");
+    // The same run gives the same ids.
+    let again = flowlens(&["detect", "-s", src, "-o", "jsonl"]);
+    assert_eq!(stdout(&again), stdout(&out));
+
+    let ocsf = flowlens(&["detect", "-s", src, "-o", "ocsf", "--fail-on", "critical"]);
+    assert_eq!(ocsf.status.code(), Some(4));
+    let events: Vec<serde_json::Value> = stdout(&ocsf)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), findings.len());
+    for (e, f) in events.iter().zip(&findings) {
+        assert_eq!(e["class_uid"], 2004);
+        assert_eq!(e["category_uid"], 2);
+        assert_eq!(e["activity_id"], 1);
+        assert_eq!(e["type_uid"], 200401);
+        let sev = ["low", "medium", "high", "critical"]
+            .iter()
+            .position(|s| *s == f["severity"].as_str().unwrap())
+            .unwrap() as u64;
+        assert_eq!(e["severity_id"].as_u64(), Some(sev + 2));
+        assert_eq!(e["finding_info"]["uid"], f["finding_id"]);
+        assert_eq!(e["finding_info"]["types"][0], f["kind"]);
+        assert_eq!(e["metadata"]["product"]["name"], "flowlens");
+        assert!(
+            e["time"].as_i64().unwrap() > 1_700_000_000_000,
+            "milliseconds"
+        );
+        assert_eq!(e["resources"][0]["uid"], f["interface_id"]);
+        assert_eq!(e["cloud"]["provider"], "AWS");
+    }
+
+    let list = flowlens(&["detect", "--list-params"]);
+    assert!(
+        stdout(&list).contains("port_scan.min_ports = 15\n"),
+        "{}",
+        stdout(&list)
+    );
+    let bad = flowlens(&["detect", "-s", src, "-p", "port_scan.nope=1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    // Thresholds change what is found: a port scan needs 500 ports now.
+    let strict = flowlens(&[
+        "detect",
+        "-s",
+        src,
+        "-o",
+        "jsonl",
+        "-p",
+        "port_scan.min_ports=500",
+    ]);
+    assert!(!stdout(&strict).contains("\"kind\":\"port_scan\""));
+}
+
+/// The median of one interface's weekday hour-of-day slot in a stored baseline's hourly
+/// history, as detection computes it.
+fn slot_median(dir: &Path, eni: &str, metric: &str, hod: i64) -> f64 {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let file = std::fs::File::open(baseline_table(dir, "history")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut values = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = |n: &str| batch.column_by_name(n).unwrap().clone();
+        let (ids, metrics) = (col("interface_id"), col("metric"));
+        let (hods, weekend, value) = (col("hod"), col("weekend"), col("value"));
+        for i in 0..batch.num_rows() {
+            if ids.as_string::<i32>().value(i) == eni
+                && metrics.as_string::<i32>().value(i) == metric
+                && hods.as_primitive::<Int64Type>().value(i) == hod
+                && !weekend.as_boolean().value(i)
+            {
+                values.push(value.as_primitive::<Float64Type>().value(i));
+            }
+        }
+    }
+    assert!(!values.is_empty(), "no {metric} slot {hod} for {eni}");
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n % 2 {
+        1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+#[test]
+fn baseline_is_robust_to_an_outlier_hour_and_stored_baselines_detect_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    estate(dir.path(), true);
+    let src = dir.path().to_str().unwrap();
+    let labels = std::fs::read_to_string(dir.path().join("labels.jsonl")).unwrap();
+    let dos: serde_json::Value = labels
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .find(|l: &serde_json::Value| l["kind"] == "dos")
+        .unwrap();
+    let web = dos["interface_id"].as_str().unwrap().to_string();
+    let baseline_window = [
+        "--since",
+        "2026-09-30T00:00:00Z",
+        "--until",
+        "2026-10-14T00:00:00Z",
+    ];
+
+    let clean = dir.path().join("baseline-clean");
+    let mut args = vec!["baseline", "-s", src, "--out", clean.to_str().unwrap()];
+    args.extend(baseline_window);
+    let out = flowlens(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // One outlier hour on a weekday at 14:00: a hundred times the usual inbound flows.
+    let outlier_dir = tempfile::tempdir().unwrap();
+    let mut text = format!("{V2_HEADER}\n");
+    for i in 0..20_000 {
+        let t = 1_791_036_000 + (i % 3000); // 2026-10-05T14:00Z, a Monday
+        text.push_str(&format!(
+            "2 123456789012 {web} 49.1.{}.{} 10.0.0.10 40000 443 6 3 180 {t} {} ACCEPT OK\n",
+            i / 250,
+            i % 250,
+            t + 5
+        ));
+    }
+    std::fs::write(outlier_dir.path().join("outlier.log"), text).unwrap();
+    let with_outlier = dir.path().join("baseline-outlier");
+    let mut args = vec![
+        "baseline",
+        "-s",
+        src,
+        "-s",
+        outlier_dir.path().to_str().unwrap(),
+        "--out",
+        with_outlier.to_str().unwrap(),
+    ];
+    args.extend(baseline_window);
+    let out = flowlens(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = slot_median(&clean, &web, "in_flows", 14);
+    let after = slot_median(&with_outlier, &web, "in_flows", 14);
+    assert!(before > 50.0, "{before}");
+    assert!(
+        (after - before).abs() <= 0.25 * before,
+        "one outlier hour moved the median from {before} to {after}"
+    );
+
+    // Detection with the stored baseline finds the same kinds as with a learnt one.
+    let window = [
+        "--since",
+        "2026-10-14T00:00:00Z",
+        "--until",
+        "2026-10-15T00:00:00Z",
+    ];
+    let kinds = |extra: &[&str]| -> std::collections::BTreeSet<String> {
+        let mut args = vec!["detect", "-s", src, "-o", "jsonl"];
+        args.extend(window);
+        args.extend(extra);
+        let out = flowlens(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let learnt = kinds(&[]);
+    assert_eq!(learnt.len(), 10, "{learnt:?}");
+    assert_eq!(
+        kinds(&["--baseline", with_outlier.to_str().unwrap()]),
+        learnt
+    );
+}
+
+/// Every row of a Parquet file as text, sorted: two tables are equal when these are.
+fn parquet_rows(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let mut names: Vec<usize> = (0..batch.num_columns()).collect();
+        names.sort_by_key(|&c| batch.schema().field(c).name().clone());
+        for i in 0..batch.num_rows() {
+            let cells: Vec<String> = names
+                .iter()
+                .map(|&c| arrow::util::display::array_value_to_string(batch.column(c), i).unwrap())
+                .collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn pointer(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("baseline.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_baseline_extended_day_by_day_equals_one_learnt_at_once_and_no_day_is_folded_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_dir = dir.path().join("logs");
+    generate_into(
+        &src_dir,
+        &["--days", "4", "--enis", "3", "--object-minutes", "60"],
+    );
+    let src = src_dir.to_str().unwrap();
+    let (d0, d2, d4) = (
+        "2026-10-11T00:00:00Z",
+        "2026-10-13T00:00:00Z",
+        "2026-10-15T00:00:00Z",
+    );
+    let whole = dir.path().join("whole");
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        src,
+        "--since",
+        d0,
+        "--until",
+        d4,
+        "--out",
+        whole.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let part = dir.path().join("part");
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        src,
+        "--since",
+        d0,
+        "--until",
+        d2,
+        "--out",
+        part.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        pointer(&part)["covered"],
+        serde_json::json!([[1_791_676_800i64, 1_791_849_600i64]])
+    );
+    // Extending it: from where it ends (no --since) to the end asked for.
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        src,
+        "--until",
+        d4,
+        "--update",
+        part.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("covers 2026-10-11T00:00:00Z to 2026-10-15T00:00:00Z"),
+        "{}",
+        stderr(&out)
+    );
+    for table in ["history", "peers", "ports"] {
+        let (a, b) = (
+            parquet_rows(&baseline_table(&whole, table)),
+            parquet_rows(&baseline_table(&part, table)),
+        );
+        assert!(!a.is_empty(), "{table}");
+        assert_eq!(
+            a, b,
+            "{table} differs between the whole baseline and the extended one"
+        );
+    }
+    // The old version's tables are gone; the pointer names the new.
+    let version = pointer(&part)["version"].as_u64().unwrap();
+    assert!(
+        !part
+            .join(format!("v{}", version - 1))
+            .join("history.parquet")
+            .exists()
+    );
+    // Asking again for days it covers folds nothing and writes nothing.
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        src,
+        "--since",
+        d0,
+        "--until",
+        d4,
+        "--update",
+        part.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing new to fold"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(pointer(&part)["version"].as_u64(), Some(version));
+    // Without --until an update stops before the latest record's hour, which may still be
+    // filling: the data ends at d4, so there is nothing new.
+    let out = flowlens(&["baseline", "-s", src, "--update", part.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        pointer(&part)["version"].as_u64(),
+        Some(version),
+        "{}",
+        stderr(&out)
+    );
+    // Detection against either finds the same.
+    let found = |base: &Path| {
+        let out = flowlens(&[
+            "detect",
+            "-s",
+            src,
+            "-o",
+            "jsonl",
+            "--since",
+            "2026-10-14T00:00:00Z",
+            "--baseline",
+            base.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(found(&whole), found(&part));
+}
+
+#[test]
+fn a_damaged_or_foreign_baseline_names_the_file_and_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let src = sample_logs();
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        &src,
+        "--until",
+        "2026-10-30T00:00:00Z",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A damaged table: detection and --update both stop, naming it and the way out.
+    let peers = baseline_table(&base, "peers");
+    std::fs::write(&peers, b"PAR1 not really").unwrap();
+    for args in [
+        vec!["detect", "-s", &src, "--baseline", base.to_str().unwrap()],
+        vec!["baseline", "-s", &src, "--update", base.to_str().unwrap()],
+    ] {
+        let out = flowlens(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&peers.display().to_string()), "{err}");
+        assert!(
+            err.contains("build it again with `flowlens baseline"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(&peers).unwrap(), b"PAR1 not really");
+    // A baseline of flowlens before day-by-day baselines (format 1: no format field).
+    let old = dir.path().join("old");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(
+        old.join("baseline.json"),
+        r#"{"since":1,"until":2,"interfaces":3,"flowlens_version":"0.1.0"}"#,
+    )
+    .unwrap();
+    let out = flowlens(&["baseline", "-s", &src, "--update", old.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a baseline in format 1 (written by flowlens 0.1.0)"),
+        "{}",
+        stderr(&out)
+    );
+    // --out replaces it with a whole new one.
+    let out = flowlens(&["baseline", "-s", &src, "--out", old.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(pointer(&old)["format"], 2);
+}
+
+#[test]
+fn a_baseline_on_s3_detects_like_one_on_disk() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("logs");
+    server.bucket("state");
+    let src = sample_logs();
+    copy_tree(Path::new(&src), &bucket);
+    let local = tempfile::tempdir().unwrap();
+    let until = ["--until", "2026-10-31T00:00:00Z"];
+    let mut args = vec!["baseline", "-s", "s3://logs/", "--out", "s3://state/base/"];
+    args.extend(until);
+    let out = server.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut args = vec![
+        "baseline",
+        "-s",
+        &src,
+        "--out",
+        local.path().to_str().unwrap(),
+    ];
+    args.extend(until);
+    let out = flowlens(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let on_s3 = server.root.path().join("state").join("base");
+    for table in ["history", "peers", "ports"] {
+        assert_eq!(
+            parquet_rows(&baseline_table(&on_s3, table)),
+            parquet_rows(&baseline_table(local.path(), table)),
+            "{table}"
+        );
+    }
+    let detect = server.run(&[
+        "detect",
+        "-s",
+        "s3://logs/",
+        "-o",
+        "jsonl",
+        "--baseline",
+        "s3://state/base/",
+    ]);
+    assert!(detect.status.success(), "{}", stderr(&detect));
+    let here = flowlens(&[
+        "detect",
+        "-s",
+        &src,
+        "-o",
+        "jsonl",
+        "--baseline",
+        local.path().to_str().unwrap(),
+    ]);
+    assert!(here.status.success(), "{}", stderr(&here));
+    assert_eq!(stdout(&detect), stdout(&here));
+    assert!(!stdout(&here).is_empty());
+}
+
+/// The remote peers (address, side offering the service) a stored baseline holds for `eni`.
+fn baseline_peers(dir: &Path, eni: &str) -> std::collections::BTreeSet<(String, String)> {
+    use arrow::array::AsArray;
+    let file = std::fs::File::open(baseline_table(dir, "peers")).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut peers = std::collections::BTreeSet::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = |n: &str| batch.column_by_name(n).unwrap().clone();
+        let (ids, remotes, sides) = (col("interface_id"), col("remote"), col("service_side"));
+        for i in 0..batch.num_rows() {
+            if ids.as_string::<i32>().value(i) == eni {
+                peers.insert((
+                    remotes.as_string::<i32>().value(i).to_string(),
+                    sides.as_string::<i32>().value(i).to_string(),
+                ));
+            }
+        }
+    }
+    peers
+}
+
+#[test]
+fn a_busy_peer_is_not_taken_for_the_interfaces_own_address() {
+    // Default format (no flow-direction): a server at 10.0.0.5 behind a load balancer node
+    // (10.0.1.9) that is in 60% of its records, plus a few direct clients. The balancer is a
+    // peer the server offers port 443 to, not a second address of the server's own.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!("{V2_HEADER}\n");
+    let mut record = |src: &str, dst: &str, sport: u32, dport: u32, t: i64| {
+        text.push_str(&format!(
+            "2 123456789012 eni-0server {src} {dst} {sport} {dport} 6 10 5000 {t} {} ACCEPT OK\n",
+            t + 30
+        ));
+    };
+    for hour in 0..30i64 {
+        let t = 1_791_000_000 + hour * 3600;
+        for i in 0..6 {
+            record(
+                "10.0.1.9",
+                "10.0.0.5",
+                40_000 + i,
+                443,
+                t + 60 * i64::from(i),
+            );
+            record(
+                "10.0.0.5",
+                "10.0.1.9",
+                443,
+                40_000 + i,
+                t + 60 * i64::from(i),
+            );
+        }
+        for i in 0..4 {
+            let client = format!("10.0.2.{}", (hour * 4 + i64::from(i)) % 200 + 1);
+            record(&client, "10.0.0.5", 50_000 + i, 443, t + 900);
+            record("10.0.0.5", &client, 443, 50_000 + i, t + 900);
+        }
+    }
+    std::fs::write(dir.path().join("server.log"), text).unwrap();
+    let out = dir.path().join("baseline");
+    let run = flowlens(&[
+        "baseline",
+        "-s",
+        dir.path().join("server.log").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let peers = baseline_peers(&out, "eni-0server");
+    assert!(
+        peers.contains(&("10.0.1.9".to_string(), "local".to_string())),
+        "{peers:?}"
+    );
+    assert!(
+        peers.iter().all(|(remote, _)| remote != "10.0.0.5"),
+        "the server's own address became a peer: {peers:?}"
+    );
+}
+
+#[test]
+fn detect_without_a_window_reads_only_the_days_it_needs() {
+    // 18 days of hourly objects: the last day is examined and the 14 before it learnt from,
+    // so the first three days' objects need not be read at all.
+    let dir = tempfile::tempdir().unwrap();
+    generate_into(
+        dir.path(),
+        &["--days", "18", "--enis", "4", "--object-minutes", "60"],
+    );
+    let src = dir.path().to_str().unwrap();
+    let out = flowlens(&["detect", "-s", src, "-o", "jsonl", "-v"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let selected = stderr(&out)
+        .lines()
+        .find_map(|l| {
+            let (count, rest) = l.split_once(" objects selected")?;
+            let seen = rest.split_once(" of ")?.1.split_once(" seen")?.0;
+            Some((
+                count.rsplit(' ').next()?.parse::<u64>().ok()?,
+                seen.parse::<u64>().ok()?,
+            ))
+        })
+        .unwrap_or_else(|| panic!("{}", stderr(&out)));
+    // Objects are hourly: the 15 days needed (and an hour of slack for late delivery) are
+    // at most 16 of the 18 days' objects.
+    assert!(selected.0 * 18 <= selected.1 * 16, "{selected:?}");
+    // The same findings as with the window given, which lists exactly those days.
+    let given = flowlens(&[
+        "detect",
+        "-s",
+        src,
+        "-o",
+        "jsonl",
+        "--since",
+        "2026-10-14T00:00:00Z",
+        "--until",
+        "2026-10-15T00:00:00Z",
+    ]);
+    assert!(given.status.success(), "{}", stderr(&given));
+    assert_eq!(stdout(&out), stdout(&given));
+    assert!(
+        stderr(&out).contains("2026-10-14T00:00:00Z to 2026-10-15T00:00:00Z (baseline 2026-09-30"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn baseline_without_since_covers_the_data_from_its_first_hour() {
+    let src = sample_logs();
+    let out = tempfile::tempdir().unwrap();
+    let run = flowlens(&[
+        "baseline",
+        "-s",
+        &src,
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("baseline.json")).unwrap())
+            .unwrap();
+    let first = csv_rows(
+        &[&src],
+        &[],
+        "SELECT min(\"end\") / 3600 * 3600 FROM flows WHERE interface_id IS NOT NULL",
+    );
+    assert_eq!(meta["since"].to_string(), first[0], "{meta}");
+    assert!(stderr(&run).contains("from 2026-10-"), "{}", stderr(&run));
+}
+
+#[test]
+fn s3_detect_without_a_window_lists_only_the_days_it_needs() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("logs");
+    generate_into(
+        &bucket,
+        &["--days", "18", "--enis", "2", "--object-minutes", "60"],
+    );
+    let all = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://logs/",
+        "-v",
+    ]);
+    assert!(all.status.success(), "{}", stderr(&all));
+    let out = server.run(&["detect", "-s", "s3://logs/", "-o", "jsonl", "-v"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (all, err) = (stderr(&all), stderr(&out));
+    // The last day and the 14 before it (and an hour of slack for late delivery): two of
+    // the 18 day folders are never listed.
+    let requests = |text: &str| s3::number_before(text, " S3 list requests");
+    let seen = |text: &str| s3::number_before(text, " seen;");
+    assert!(requests(&err) + 2 <= requests(&all), "{err}\n{all}");
+    assert!(seen(&err) * 18 <= seen(&all) * 16, "{err}\n{all}");
+    // The same findings as from the same files on disk.
+    let local = flowlens(&["detect", "-s", bucket.to_str().unwrap(), "-o", "jsonl"]);
+    assert!(local.status.success(), "{}", stderr(&local));
+    assert_eq!(stdout(&out), stdout(&local));
+}

@@ -1,0 +1,480 @@
+//! Sources and outputs on a real S3-compatible server (support::servers) through the AWS SDK:
+//! listing and pruning, Parquet objects, corrupt objects, missing buckets and wrong keys, a
+//! server going away, multipart uploads, stores strict about checksums. Detection, convert
+//! and the scheduled task on S3 go in their own modules.
+
+use crate::support::*;
+
+/// A store as strict as many S3-compatible ones (older MinIO and Ceph, B2, GCS's XML API):
+/// it refuses uploads that carry the SDK's newer checksum headers or aws-chunked trailers,
+/// and takes any other PutObject. Returns its endpoint and the requests it saw.
+fn strict_store() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line.to_ascii_lowercase());
+                }
+                if head.is_empty() {
+                    break;
+                }
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    break;
+                }
+                let refused = head.contains("x-amz-checksum-")
+                    || head.contains("x-amz-sdk-checksum-algorithm")
+                    || head.contains("x-amz-trailer")
+                    || head.contains("aws-chunked");
+                log.lock().unwrap().push(head);
+                let reply = if refused {
+                    let xml = "<Error><Code>InvalidArgument</Code><Message>unsupported checksum header</Message></Error>";
+                    format!(
+                        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+                        xml.len()
+                    )
+                } else {
+                    "HTTP/1.1 200 OK\r\nETag: \"0\"\r\nContent-Length: 0\r\n\r\n".to_string()
+                };
+                if stream.write_all(reply.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (endpoint, seen)
+}
+
+#[test]
+fn uploads_to_a_custom_endpoint_carry_no_checksums_it_may_refuse() {
+    let (endpoint, seen) = strict_store();
+    let src = sample_logs();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowlens"))
+        .args([
+            "sql",
+            "SELECT action, count(*) FROM flows GROUP BY 1",
+            "-s",
+            &src,
+            "-o",
+            "csv",
+            "--out",
+            "s3://results/actions.csv",
+            "--endpoint-url",
+            &endpoint,
+        ])
+        .env_remove("FLOWLENS_SOURCE")
+        .env_remove("AWS_REQUEST_CHECKSUM_CALCULATION")
+        .env_remove("AWS_RESPONSE_CHECKSUM_VALIDATION")
+        .env("AWS_ACCESS_KEY_ID", s3::KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3::SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter()
+            .any(|h| h.starts_with("put /results/actions.csv")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn s3_listing_paginates_prunes_by_layout_and_matches_local() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("logs");
+    // One-minute objects: 1,440 keys in one day folder, so listing must paginate.
+    generate_into(
+        &bucket,
+        &[
+            "--days",
+            "1",
+            "--enis",
+            "1",
+            "--default-format-only",
+            "--object-minutes",
+            "1",
+        ],
+    );
+    let local = csv_rows(
+        &[bucket.to_str().unwrap()],
+        &[],
+        "SELECT count(*), sum(bytes) FROM flows",
+    );
+    let keys = walk(&bucket).len() as u64;
+    assert!(keys > 1000, "{keys} keys");
+
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*), sum(bytes) FROM flows",
+        "-s",
+        "s3://logs/",
+        "-o",
+        "csv",
+        "-v",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().nth(1).map(str::to_string),
+        local.first().cloned()
+    );
+    let err = stderr(&out);
+    assert_eq!(
+        s3::number_before(&err, " objects selected"),
+        keys,
+        "objects selected: {err}"
+    );
+    assert_eq!(s3::number_after(&err, "read "), keys, "{err}");
+    // AWSLogs/, acct/, vpcflowlogs/, region/, 2026/, 10/, and two pages of 14/.
+    assert!(s3::number_after(&err, "seen; ") >= 8, "{err}");
+
+    // Two hours: only those objects (plus an hour of late-delivery slack) are read.
+    let window = [
+        "--since",
+        "2026-10-14T06:00:00Z",
+        "--until",
+        "2026-10-14T08:00:00Z",
+    ];
+    let mut args = vec![
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://logs/AWSLogs/",
+        "-o",
+        "csv",
+        "-v",
+    ];
+    args.extend(window);
+    let out = server.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let read = s3::number_after(&err, "read ");
+    assert!((120..=260).contains(&read), "read {read} objects: {err}");
+    let expected = csv_rows(
+        &[bucket.to_str().unwrap()],
+        &window,
+        "SELECT count(*) FROM flows",
+    );
+    assert_eq!(
+        stdout(&out).lines().nth(1).map(str::to_string),
+        expected.first().cloned()
+    );
+
+    // Another account or day is not even listed below its folder.
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://logs/",
+        "-o",
+        "csv",
+        "-v",
+        "--account",
+        "999999999999",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(s3::number_before(&err, " objects selected"), 0, "{err}");
+    assert_eq!(s3::number_after(&err, "seen; "), 2, "{err}");
+}
+
+#[test]
+fn s3_hive_layout_hourly_folders_are_pruned() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("hive");
+    generate_into(
+        &bucket,
+        &[
+            "--days",
+            "2",
+            "--enis",
+            "3",
+            "--layout",
+            "hive",
+            "--object-minutes",
+            "15",
+        ],
+    );
+    let total = count_records(&bucket);
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://hive",
+        "-o",
+        "csv",
+        "-v",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some(total.to_string().as_str())
+    );
+    let all_objects = s3::number_before(&stderr(&out), " objects selected");
+
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://hive/AWSLogs",
+        "-o",
+        "csv",
+        "-v",
+        "--since",
+        "2026-10-14T10:00:00Z",
+        "--until",
+        "2026-10-14T11:00:00Z",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let seen = s3::number_after(&err, "of ");
+    // Hours 09-11 are listed (late-delivery slack), the other 45 hour folders are not.
+    assert!(
+        seen > 0 && seen * 8 < all_objects,
+        "saw {seen} of {all_objects} objects: {err}"
+    );
+}
+
+#[test]
+fn s3_parquet_outputs_and_objects_round_trip() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("lake");
+    let dir = mixed_folder();
+    let src = dir.path().to_str().unwrap();
+    let out = server.run(&[
+        "sql",
+        "SELECT * FROM flows",
+        "-s",
+        src,
+        "-o",
+        "parquet",
+        "--out",
+        "s3://lake/converted/all.parquet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        bucket.join("converted/all.parquet").exists(),
+        "uploaded through the S3 API"
+    );
+    let q = "SELECT interface_id, count(*), sum(bytes), count(tcp_flags) FROM flows GROUP BY 1 ORDER BY 1";
+    let from_s3 = server.run(&["sql", q, "-s", "s3://lake/converted/", "-o", "csv"]);
+    assert!(from_s3.status.success(), "{}", stderr(&from_s3));
+    let local: Vec<String> = csv_rows(&[src], &[], q);
+    let remote: Vec<String> = stdout(&from_s3)
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(remote, local);
+    // CSV results can go to S3 too.
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) AS n FROM flows",
+        "-s",
+        src,
+        "-o",
+        "csv",
+        "--out",
+        "s3://lake/results/n.csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(bucket.join("results/n.csv")).unwrap(),
+        "n\n9\n"
+    );
+}
+
+#[test]
+fn s3_corrupt_object_is_named_and_the_others_finish() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("mixed");
+    let dir = mixed_folder();
+    for name in ["a.log", "b.log.gz", "c.txt"] {
+        std::fs::copy(dir.path().join(name), bucket.join(name)).unwrap();
+    }
+    let mut broken = gzip(format!("{V2_HEADER}\n").repeat(5000).as_bytes());
+    broken.truncate(broken.len() / 2);
+    std::fs::write(bucket.join("broken.log.gz"), broken).unwrap();
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://mixed/",
+        "-o",
+        "csv",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().nth(1), Some("9"));
+    assert!(
+        stderr(&out).contains("s3://mixed/broken.log.gz:"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn s3_missing_bucket_and_wrong_credentials_are_clear_errors() {
+    let server = s3::Server::start();
+    server.bucket("real");
+    let out = server.run(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "-s",
+        "s3://nosuchbucket/x/",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("s3://nosuchbucket/x/: no such bucket"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = server
+        .command(&[
+            "sql",
+            "SELECT count(*) FROM flows",
+            "-s",
+            "s3://real/",
+            "-vv",
+        ])
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret-at-all")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("s3://real/: the credentials were refused"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-the-secret-at-all") && !err.contains(s3::SECRET),
+        "no secret in logs"
+    );
+}
+
+#[test]
+fn s3_server_going_away_mid_run_is_an_error_not_a_hang() {
+    use std::io::BufRead;
+    let mut server = s3::Server::start();
+    let bucket = server.bucket("gone");
+    generate_into(
+        &bucket,
+        &[
+            "--days",
+            "1",
+            "--enis",
+            "2",
+            "--default-format-only",
+            "--object-minutes",
+            "1",
+        ],
+    );
+    let mut child = server
+        .command(&[
+            "sql",
+            "SELECT count(*) FROM flows",
+            "-s",
+            "s3://gone/",
+            "-v",
+            "--s3-concurrency",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    // Listing is done once the selection is reported; then the server goes away.
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("objects selected") {}
+    assert!(line.contains("objects selected"), "{line}");
+    server.stop();
+    let started = std::time::Instant::now();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "flowlens hung"
+    );
+    assert!(!status.success(), "{rest}");
+    assert!(
+        rest.contains("s3://gone/"),
+        "the failure names the object: {rest}"
+    );
+    eprintln!(
+        "after the server went away ({:.1} s):\n{rest}",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn a_large_result_goes_up_to_s3_in_parts() {
+    // Every column of the sample as CSV is over 16 MiB: a multipart upload of several parts.
+    let server = s3::Server::start();
+    let results = server.bucket("results");
+    let src = sample_logs();
+    let q = "SELECT * FROM flows";
+    let out = server.run(&[
+        "sql",
+        q,
+        "-s",
+        &src,
+        "-o",
+        "csv",
+        "--out",
+        "s3://results/all.csv",
+        "-vv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(" bytes in 2 parts"),
+        "{}",
+        stderr(&out)
+    );
+    let local = tempfile::tempdir().unwrap();
+    let path = local.path().join("all.csv");
+    let out = flowlens(&[
+        "sql",
+        q,
+        "-s",
+        &src,
+        "-o",
+        "csv",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = |p: &Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        (text.len(), lines)
+    };
+    let (size, expected) = lines(&path);
+    assert!(size > 20 << 20, "{size}");
+    let (_, uploaded) = lines(&results.join("all.csv"));
+    assert_eq!(uploaded.len(), expected.len());
+    assert!(uploaded == expected);
+}
