@@ -136,6 +136,8 @@ pub struct Decoder {
     /// Lines seen so far in the current input: the number of the line being decoded.
     line: u64,
     rows: usize,
+    /// Rows decoded since the decoder was made (flushed or not).
+    decoded: u64,
     /// Batches handed over so far.
     flushes: u64,
     bad: BadLines,
@@ -171,6 +173,7 @@ impl Decoder {
             carry_too_long: false,
             line: 0,
             rows: 0,
+            decoded: 0,
             flushes: 0,
             bad: BadLines::default(),
             warnings: Vec::new(),
@@ -198,6 +201,11 @@ impl Decoder {
     /// Rows buffered and not yet flushed.
     pub fn buffered_rows(&self) -> usize {
         self.rows
+    }
+
+    /// Rows decoded so far, flushed or not: the difference across an input is its rows.
+    pub fn rows_decoded(&self) -> u64 {
+        self.decoded
     }
 
     /// Batches handed over by [`Decoder::flush`] so far: a reader that must drop the rows
@@ -480,6 +488,7 @@ impl Decoder {
             self.columns[col].append_null();
         }
         self.rows += 1;
+        self.decoded += 1;
         Ok(())
     }
 

@@ -75,7 +75,9 @@ impl DetectPlan {
                 since: Some(latest - DAY - learn),
                 until: None,
             };
-            plan.latest_from = Some(latest - DAY);
+            // The newest object holds records ending within its key's slot: finding the
+            // latest record needs only the newest hour of objects read.
+            plan.latest_from = Some(latest - HOUR);
         }
         Ok(plan)
     }
@@ -222,7 +224,7 @@ pub async fn learn_baseline(
                 .filter_map(|o| o.key.window.map(|(lo, _)| lo))
                 .filter(|lo| *lo <= horizon)
                 .max();
-            let mut latest = pipeline.latest(newest_key.map(|k| k - DAY)).await?;
+            let mut latest = pipeline.latest(newest_key.map(|k| k - HOUR)).await?;
             if latest.is_none() && newest_key.is_some() {
                 latest = pipeline.latest(None).await?;
             }

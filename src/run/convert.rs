@@ -418,3 +418,65 @@ pub fn athena_ddl(location: &str) -> String {
         location.trim_end_matches('/')
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_aws_layout_and_hostile_values_go_to_invalid() {
+        assert!(valid_account("123456789012") && valid_account("unknown"));
+        assert!(!valid_account("../../x") && !valid_account("12345678901"));
+        assert!(valid_region("us-gov-west-1") && !valid_region("US-EAST-1"));
+        assert!(!valid_region("../etc") && !valid_region(""));
+        let p = Partition {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            hour: 1_791_036_000,
+        };
+        assert_eq!(
+            p.path(),
+            "AWSLogs/aws-account-id=123456789012/aws-service=vpcflowlogs/aws-region=eu-west-1/\
+             year=2026/month=10/day=03/hour=14"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rerun_removes_only_its_own_files_it_did_not_write_again() {
+        let out = tempfile::tempdir().unwrap();
+        let files = [
+            "p1/batch-x-part-00000.parquet",        // written again by this run
+            "p1/batch-x-part-00001.parquet",        // an earlier run's, not written again: stale
+            "p1/part-00000.parquet",                // another job's
+            "p1/deeper/batch-x-part-00000.parquet", // another partition's
+            "p2/batch-x-part-00000.parquet",        // a partition this run did not write
+            "p1/batch-x-part-00002.txt",            // not Parquet
+        ];
+        for f in files {
+            let path = out.path().join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        }
+        let options = ConvertOptions {
+            out: out.path().display().to_string(),
+            shard: None,
+            target_file_bytes: 1 << 20,
+            name_prefix: Some("batch-x-part-".into()),
+            s3: S3Options::default(),
+        };
+        let summary = ConvertSummary {
+            files: vec![out.path().join(files[0]).display().to_string()],
+            ..ConvertSummary::default()
+        };
+        let removed = remove_stale(&summary, &options).await.unwrap();
+        assert_eq!(
+            removed,
+            vec![out.path().join(files[1]).display().to_string()]
+        );
+        for f in files.iter().filter(|f| **f != files[1]) {
+            assert!(out.path().join(f).exists(), "{f} was removed");
+        }
+        // Again: nothing more to remove.
+        assert!(remove_stale(&summary, &options).await.unwrap().is_empty());
+    }
+}

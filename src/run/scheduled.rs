@@ -645,3 +645,178 @@ async fn late_records(session: &FlowsSession, since: i64) -> Result<u64> {
         })
         .unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_attempts: u32) -> RunConfig {
+        RunConfig {
+            sources: Vec::new(),
+            state: String::new(),
+            findings: String::new(),
+            convert: None,
+            lookback: 7200,
+            baseline_days: 14,
+            lock_ttl: 60,
+            max_attempts,
+            memory_limit: 1 << 30,
+            findings_format: FindingsFormat::Jsonl,
+            format: None,
+            s3: S3Options::default(),
+            catalog: DetectCatalog::builtin().unwrap(),
+        }
+    }
+
+    /// An object of AWS's layout whose key's 5-minute slot starts at `slot`.
+    fn object(slot: i64) -> ObjectRef {
+        let t = chrono::DateTime::from_timestamp(slot, 0).unwrap();
+        let key = format!(
+            "AWSLogs/1/vpcflowlogs/us-east-1/{}/1_vpcflowlogs_us-east-1_fl-1_{}_x.log.gz",
+            t.format("%Y/%m/%d"),
+            t.format("%Y%m%dT%H%MZ")
+        );
+        ObjectRef::s3("logs", &key, 10)
+    }
+
+    fn empty_listing() -> FlowsSession {
+        FlowsSession::with_objects(Vec::new(), crate::decode::DecoderOptions::default())
+    }
+
+    #[test]
+    fn a_batch_takes_what_is_new_and_what_failed_before() {
+        let (a, b) = (object(1_791_000_000), object(1_791_000_300));
+        let mut checkpoint = Checkpoint::default();
+        checkpoint.processed.insert(a.location.to_string());
+        checkpoint.failed.insert(
+            "s3://logs/old.log.gz".into(),
+            FailedObject {
+                size: 5,
+                attempts: 1,
+                error: "reset".into(),
+            },
+        );
+        let fresh = fresh_objects(vec![a.clone(), b.clone()], &checkpoint);
+        let names: Vec<String> = fresh.iter().map(|o| o.location.to_string()).collect();
+        assert_eq!(
+            names,
+            vec![b.location.to_string(), "s3://logs/old.log.gz".into()]
+        );
+        // The same objects in another run are another batch: a retried object alone is
+        // never taken for the batch that failed to read it and was folded.
+        assert_eq!(batch_id(&fresh, 3), batch_id(&fresh, 3));
+        assert_ne!(batch_id(&fresh, 3), batch_id(&fresh, 4));
+    }
+
+    #[test]
+    fn an_object_that_keeps_failing_is_retried_then_given_up() {
+        let config = config(2);
+        let bad = object(1_791_000_000);
+        let failed: BTreeMap<String, String> =
+            [(bad.location.to_string(), "connection reset".to_string())].into();
+        let mut checkpoint = Checkpoint::default();
+        let mut summary = RunSummary::default();
+        let listing = empty_listing();
+        advance_checkpoint(
+            &config,
+            &mut checkpoint,
+            std::slice::from_ref(&bad),
+            &failed,
+            &listing,
+            &mut summary,
+        );
+        assert_eq!(checkpoint.failed[&bad.location.to_string()].attempts, 1);
+        assert!(checkpoint.processed.is_empty() && checkpoint.high_water == 0);
+        advance_checkpoint(
+            &config,
+            &mut checkpoint,
+            std::slice::from_ref(&bad),
+            &failed,
+            &listing,
+            &mut summary,
+        );
+        assert!(checkpoint.failed.is_empty());
+        assert_eq!(summary.abandoned_objects, vec![bad.location.to_string()]);
+        assert!(checkpoint.processed.contains(&bad.location.to_string()));
+        assert_eq!(checkpoint.runs, 2);
+    }
+
+    #[test]
+    fn the_checkpoint_follows_believable_keys_and_forgets_what_cannot_be_listed_again() {
+        let config = config(5);
+        let (old, new) = (object(1_791_000_000), object(1_791_000_000 + 10 * DAY));
+        let future = object(crate::time_range::future_horizon() + 400 * DAY);
+        let mut checkpoint = Checkpoint::default();
+        let mut summary = RunSummary::default();
+        let listing = empty_listing();
+        advance_checkpoint(
+            &config,
+            &mut checkpoint,
+            &[old.clone(), new.clone(), future.clone()],
+            &BTreeMap::new(),
+            &listing,
+            &mut summary,
+        );
+        // The future key is processed but does not move the high-water mark.
+        assert_eq!(summary.future_objects, vec![future.location.to_string()]);
+        let (_, hi) = new.key.window.unwrap();
+        assert_eq!(checkpoint.high_water, hi);
+        // Ten days before the high-water mark is past the lookback: forgotten.
+        assert!(!checkpoint.processed.contains(&old.location.to_string()));
+        assert!(checkpoint.processed.contains(&new.location.to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_run_after_a_crash_takes_up_the_batch_it_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Local(dir.path().to_path_buf());
+        let listing = empty_listing();
+        let checkpoint = Checkpoint::default();
+        // Nothing listed, nothing pending: nothing to do.
+        assert!(
+            claim_batch(&store, &listing, &checkpoint)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let left = Pending {
+            batch: "b1".into(),
+            objects: vec![PendingObject {
+                location: "s3://logs/a.log.gz".into(),
+                size: 3,
+            }],
+        };
+        store
+            .put(StateFile::Pending.name(), &json(&left))
+            .await
+            .unwrap();
+        let taken = claim_batch(&store, &listing, &checkpoint)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.batch, "b1");
+        assert_eq!(
+            object_from(&taken.objects[0]).location.to_string(),
+            "s3://logs/a.log.gz"
+        );
+        // A damaged pending batch is an error naming it, not a silent restart.
+        store.put(StateFile::Pending.name(), b"{").await.unwrap();
+        let err = claim_batch(&store, &listing, &checkpoint)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pending.json"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_lock_is_held_until_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Local(dir.path().to_path_buf());
+        assert!(lock(&store, 600, "one").await.unwrap());
+        assert!(!lock(&store, 600, "two").await.unwrap());
+        store.delete(StateFile::Lock.name()).await.unwrap();
+        assert!(lock(&store, -1, "three").await.unwrap());
+        // Expired: taken over.
+        assert!(lock(&store, 600, "four").await.unwrap());
+    }
+}

@@ -47,10 +47,7 @@ pub fn scan_objects(
 ) -> Result<()> {
     let mut decoder = Decoder::new(options.clone());
     let mut held = HeldRows::default();
-    let mut send = |batch: RecordBatch| {
-        stats.rows_out(batch.num_rows() as u64);
-        emit(batch)
-    };
+    let mut send = |batch: RecordBatch| emit(batch);
     // S3 objects ahead of the one being decoded whose bodies are already streaming in.
     let lookahead = context.lookahead.max(1);
     // The front is always the next object's.
@@ -79,22 +76,19 @@ pub fn scan_objects(
         // of earlier objects still buffered in the decoder (`shared`) are not the object's.
         let shared = decoder.buffered_rows();
         let flushes = decoder.flushes();
+        let decoded = decoder.rows_decoded();
+        let mut pushed = 0u64;
         let mut hold_error = None;
-        let outcome =
-            read_object(
-                object,
-                pending,
-                &mut decoder,
-                options,
-                context,
-                &mut |b| match held.push(b) {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(e) => {
-                        hold_error = Some(e);
-                        ControlFlow::Break(())
-                    }
-                },
-            );
+        let outcome = read_object(object, pending, &mut decoder, options, context, &mut |b| {
+            pushed += b.num_rows() as u64;
+            match held.push(b) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    hold_error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        });
         let outcome = match hold_error {
             Some(error) => return Err(error),
             None => outcome,
@@ -103,8 +97,15 @@ pub fn scan_objects(
         stats.add_unknown_fields(decoder.take_unknown_fields());
         match outcome {
             Ok(ControlFlow::Continue(())) => {
-                stats.add_bad_lines(&bad_lines);
-                stats.object_read(object.size);
+                // A Parquet object's batches come straight from its reader, not the decoder.
+                let rows = match (
+                    decoder.rows_decoded() - decoded,
+                    decoder.flushes() == flushes,
+                ) {
+                    (0, true) => pushed,
+                    (text, _) => text,
+                };
+                stats.object_read(&location, object.size, rows, &bad_lines);
                 s3_failures_in_a_row = 0;
                 if held.release(&mut send)?.is_break() {
                     return Ok(());

@@ -22,16 +22,22 @@ pub struct ScanStats {
     bad: Mutex<BadLines>,
     failures: Mutex<Vec<ObjectFailure>>,
     unknown_fields: Mutex<BTreeMap<String, UnknownField>>,
+    /// Objects read whole, by location: a job that reads an object twice (detection reads
+    /// the examined day again, a day's read takes objects at its edges) counts it once.
+    seen: Mutex<std::collections::HashSet<String>>,
 }
 
 impl ScanStats {
-    pub(crate) fn object_read(&self, bytes: u64) {
+    /// Records an object read to its end, with its rows and bad lines, unless it was read
+    /// before in this job.
+    pub(crate) fn object_read(&self, location: &str, bytes: u64, rows: u64, bad: &BadLines) {
+        if !lock(&self.seen).insert(location.to_string()) {
+            return;
+        }
         self.objects.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    pub(crate) fn rows_out(&self, rows: u64) {
         self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.add_bad_lines(bad);
     }
 
     pub(crate) fn add_bad_lines(&self, bad: &BadLines) {

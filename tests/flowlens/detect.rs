@@ -230,7 +230,7 @@ fn baseline_is_robust_to_an_outlier_hour_and_stored_baselines_detect_alike() {
     let outlier_dir = tempfile::tempdir().unwrap();
     let mut text = format!("{V2_HEADER}\n");
     for i in 0..20_000 {
-        let t = 1_791_036_000 + (i % 3000); // 2026-10-05T14:00Z, a Monday
+        let t = 1_791_208_800 + (i % 3000); // 2026-10-05T14:00Z, a Monday
         text.push_str(&format!(
             "2 123456789012 {web} 49.1.{}.{} 10.0.0.10 40000 443 6 3 180 {t} {} ACCEPT OK\n",
             i / 250,
