@@ -49,9 +49,14 @@ def main():
         days, enis = (int(n) for n in estate.split("x"))
         archive = WORK / f"{days}d-{enis}e"
         if not (archive / "AWSLogs").exists():
-            subprocess.run([args.bin, "generate", "--out", str(archive), "--days", str(days),
-                            "--enis", str(enis), "--object-minutes", "60", "--end", END],
-                           check=True, stderr=subprocess.DEVNULL)
+            # The generator holds an estate in memory (1,000 interfaces over 15 days need more
+            # than 24 GB): a large estate is written as estates of 100 interfaces with seeds of
+            # their own, whose interfaces and flow log ids differ, into one archive.
+            for part in range((enis + 99) // 100):
+                subprocess.run([args.bin, "generate", "--out", str(archive), "--days", str(days),
+                                "--enis", str(min(100, enis - part * 100)), "--seed", str(part + 1),
+                                "--object-minutes", "60", "--end", END],
+                               check=True, stderr=subprocess.DEVNULL)
         records = subprocess.run([args.bin, "sql", "SELECT count(*) FROM flows", "-s", str(archive),
                                   "-o", "csv", "-q"], check=True, capture_output=True,
                                  text=True).stdout.splitlines()[1]
