@@ -219,8 +219,15 @@ impl<'a> Pipeline<'a> {
 
     /// Runs a step without registering its result.
     async fn step_only(&self, name: &str, values: &[(&str, i64)]) -> Result<Table> {
+        let started = Instant::now();
         let sql = self.catalog.step(name, values)?;
-        run(self.ctx, name, &sql).await
+        let table = run(self.ctx, name, &sql).await?;
+        tracing::debug!(
+            "step {name}: {} rows in {:.2} s",
+            table.rows(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(table)
     }
 
     /// The first hour and the latest record's end of the period last summarised (records

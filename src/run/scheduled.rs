@@ -294,6 +294,15 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
     let session = listing.subset_all_rows(objects.clone());
     let baselines = BaselineStore::with_store(store.child("baseline"), REBUILD);
     let stored = baselines.load().await?;
+    if stored.is_none() && store.get("baseline.json").await?.is_some() {
+        // flowlens before day-by-day baselines kept its own format at the state's top level.
+        tracing::warn!(
+            "{}: a baseline of an earlier flowlens, which this one does not read; this run \
+             learns a new one under {} from its batch (the old files can be removed)",
+            store.location("baseline.json"),
+            baselines.location()
+        );
+    }
     let pipeline = Pipeline::new(session.context(), &config.catalog);
     let folded = stored
         .as_ref()
