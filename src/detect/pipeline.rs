@@ -11,7 +11,7 @@ use futures::future::try_join_all;
 use super::baseline::{Baseline, BaselineMeta};
 use super::catalog::DetectCatalog;
 use super::finding::{Finding, Severity};
-use super::tables::{Table, materialise, register, run};
+use super::tables::{Table, register, run};
 use crate::error::{Error, Result};
 
 /// Bounds for "no bound" in step SQL: the epoch and the year 3000.
@@ -43,15 +43,10 @@ impl<'a> Pipeline<'a> {
         Pipeline { ctx, catalog }
     }
 
+    /// Runs a step and registers its result under the step's name for the next steps.
     async fn step(&self, name: &str, values: &[(&str, i64)]) -> Result<Table> {
-        let started = Instant::now();
-        let sql = self.catalog.step(name, values)?;
-        let table = materialise(self.ctx, name, &sql).await?;
-        tracing::debug!(
-            "step {name}: {} rows in {:.2} s",
-            table.rows(),
-            started.elapsed().as_secs_f64()
-        );
+        let table = self.step_only(name, values).await?;
+        register(self.ctx, name, &table)?;
         Ok(table)
     }
 

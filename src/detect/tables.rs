@@ -62,13 +62,6 @@ pub(crate) fn register(ctx: &SessionContext, name: &str, table: &Table) -> Resul
     Ok(())
 }
 
-/// Runs `sql` and registers its result as `name`.
-pub(crate) async fn materialise(ctx: &SessionContext, name: &str, sql: &str) -> Result<Table> {
-    let table = run(ctx, name, sql).await?;
-    register(ctx, name, &table)?;
-    Ok(table)
-}
-
 /// A table as a Parquet file's bytes (zstd), for state kept as whole objects.
 pub fn to_parquet(table: &Table, location: &str) -> Result<Vec<u8>> {
     use parquet::arrow::ArrowWriter;
