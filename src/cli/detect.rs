@@ -85,7 +85,11 @@ pub async fn baseline(args: BaselineArgs, quiet: bool) -> Result<ExitCode> {
 fn covered(periods: &[(i64, i64)]) -> String {
     periods
         .iter()
-        .map(|&(a, b)| format!("{} to {}", format_time(a), format_time(b)))
+        .map(|&(a, b)| match a {
+            // A baseline learnt without --since covers everything before its end.
+            0 => format!("everything before {}", format_time(b)),
+            _ => format!("{} to {}", format_time(a), format_time(b)),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
