@@ -125,39 +125,61 @@ impl<'a> Pipeline<'a> {
     /// Folds a period's summary into a baseline (or starts one): hourly metrics added, peers
     /// and services merged, what was covered recorded.
     pub async fn fold(&self, into: Option<Baseline>, new: Baseline) -> Result<Baseline> {
+        let keep_days = into
+            .as_ref()
+            .map_or(new.meta.keep_days, |b| b.meta.keep_days);
         let Some(old) = into else {
             let mut first = new;
-            if let Some(days) = first.meta.keep_days {
-                first.history = self.trimmed(&first.history, days).await?;
+            if let Some(days) = keep_days {
+                let keep_since =
+                    hour_range(&first.history)?.map_or(EARLIEST, |(_, n)| n - days * DAY);
+                first.history = hours_from(&first.history, keep_since)?;
             }
             return Ok(first);
         };
-        for (name, old, new) in [
-            ("history", &old.history, &new.history),
+        let (old_hours, new_hours) = (hour_range(&old.history)?, hour_range(&new.history)?);
+        let newest = old_hours
+            .into_iter()
+            .chain(new_hours)
+            .map(|(_, last)| last)
+            .max();
+        let keep_since = match (keep_days, newest) {
+            (Some(days), Some(newest)) => newest - days * DAY,
+            _ => EARLIEST,
+        };
+        // A day folded after the days before it shares none of their hours: its metrics are
+        // appended, so folding costs a day's rows, not the whole history's (and no copy of
+        // the history is held while it runs). An hour met twice (a batch that ended
+        // mid-hour, a period folded out of order) is added up in SQL.
+        let after = match (old_hours, new_hours) {
+            (Some((_, old_last)), Some((new_first, _))) => new_first > old_last,
+            _ => true,
+        } && same_columns(&old.history, &new.history);
+        let mut tables = vec![
             ("peers", &old.peers, &new.peers),
             ("ports", &old.ports, &new.ports),
-        ] {
+        ];
+        if !after {
+            tables.push(("history", &old.history, &new.history));
+        }
+        for (name, old, new) in &tables {
             register(self.ctx, &format!("old_{name}"), old)?;
             register(self.ctx, &format!("new_{name}"), new)?;
         }
-        let keep_since = match old.meta.keep_days {
-            Some(days) => self
-                .scalar(
-                    "newest hour",
-                    "SELECT max(hour) FROM (SELECT hour FROM old_history \
-                     UNION ALL SELECT hour FROM new_history) h",
-                )
-                .await?
-                .map_or(EARLIEST, |newest| newest - days * DAY),
-            None => EARLIEST,
-        };
         let keep = [("keep_since", keep_since)];
+        let folded_history = async {
+            if after {
+                appended(&old.history, &new.history, keep_since)
+            } else {
+                self.step_only("fold_history", &keep).await
+            }
+        };
         let (history, peers, ports) = futures::try_join!(
-            self.step_only("fold_history", &keep),
+            folded_history,
             self.step_only("fold_peers", &[]),
             self.step_only("fold_ports", &[])
         )?;
-        for name in ["history", "peers", "ports"] {
+        for (name, _, _) in &tables {
             for side in ["old", "new"] {
                 self.ctx
                     .deregister_table(format!("{side}_{name}").as_str())
@@ -177,24 +199,6 @@ impl<'a> Pipeline<'a> {
             peers,
             ports,
         })
-    }
-
-    /// `history` without the hours more than `days` before its newest.
-    async fn trimmed(&self, history: &Table, days: i64) -> Result<Table> {
-        register(self.ctx, "new_history", history)?;
-        register(
-            self.ctx,
-            "old_history",
-            &Table {
-                schema: history.schema.clone(),
-                batches: Vec::new(),
-            },
-        )?;
-        let newest = self
-            .scalar("newest hour", "SELECT max(hour) FROM new_history")
-            .await?;
-        let keep = [("keep_since", newest.map_or(EARLIEST, |n| n - days * DAY))];
-        self.step_only("fold_history", &keep).await
     }
 
     /// The one Int64 value `sql` returns, unless it is NULL.
@@ -362,6 +366,106 @@ impl<'a> Pipeline<'a> {
             warnings,
         })
     }
+}
+
+/// The first and last hour of a history table, if it has rows.
+fn hour_range(history: &Table) -> Result<Option<(i64, i64)>> {
+    let mut range: Option<(i64, i64)> = None;
+    for batch in &history.batches {
+        let hours = hour_column(batch)?;
+        if let (Some(first), Some(last)) = (arrow::compute::min(hours), arrow::compute::max(hours))
+        {
+            range = Some(match range {
+                Some((a, b)) => (a.min(first), b.max(last)),
+                None => (first, last),
+            });
+        }
+    }
+    Ok(range)
+}
+
+fn hour_column(batch: &arrow::array::RecordBatch) -> Result<&arrow::array::Int64Array> {
+    batch
+        .column_by_name("hour")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+        .ok_or_else(|| Error::invalid("baseline history", "no Int64 column `hour`"))
+}
+
+/// The rows of a history table from `keep_since` on.
+fn hours_from(history: &Table, keep_since: i64) -> Result<Table> {
+    let arrow_err = |source| Error::Arrow {
+        location: "baseline history".to_string(),
+        source,
+    };
+    let mut batches = Vec::with_capacity(history.batches.len());
+    for batch in &history.batches {
+        let hours = hour_column(batch)?;
+        if arrow::compute::min(hours).is_some_and(|first| first >= keep_since) {
+            batches.push(batch.clone());
+            continue;
+        }
+        let keep = arrow::compute::kernels::cmp::gt_eq(
+            hours,
+            &arrow::array::Int64Array::new_scalar(keep_since),
+        )
+        .map_err(arrow_err)?;
+        let kept = arrow::compute::filter_record_batch(batch, &keep).map_err(arrow_err)?;
+        if kept.num_rows() > 0 {
+            batches.push(kept);
+        }
+    }
+    Ok(Table {
+        schema: history.schema.clone(),
+        batches,
+    })
+}
+
+/// Whether two tables have the same columns (names and types; nullability aside).
+fn same_columns(a: &Table, b: &Table) -> bool {
+    a.schema.fields().len() == b.schema.fields().len()
+        && a.schema
+            .fields()
+            .iter()
+            .zip(b.schema.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+}
+
+/// `new`'s hourly metrics after `old`'s, both from `keep_since` on. The new rows are
+/// copied into one tight batch, so the history holds no buffers of the queries that made
+/// them; columns are nullable where either side's are (a stored and a computed table can
+/// differ there). The two have the same columns ([`same_columns`]).
+fn appended(old: &Table, new: &Table, keep_since: i64) -> Result<Table> {
+    let arrow_err = |source| Error::Arrow {
+        location: "baseline history".to_string(),
+        source,
+    };
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(
+        old.schema
+            .fields()
+            .iter()
+            .zip(new.schema.fields())
+            .map(|(a, b)| {
+                a.as_ref()
+                    .clone()
+                    .with_nullable(a.is_nullable() || b.is_nullable())
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let recast = |batch: &arrow::array::RecordBatch| {
+        arrow::array::RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+            .map_err(arrow_err)
+    };
+    let mut batches = Vec::new();
+    for batch in &hours_from(old, keep_since)?.batches {
+        batches.push(recast(batch)?);
+    }
+    let fresh = hours_from(new, keep_since)?;
+    if fresh.rows() > 0 {
+        let tight =
+            arrow::compute::concat_batches(&fresh.schema, &fresh.batches).map_err(arrow_err)?;
+        batches.push(recast(&tight)?);
+    }
+    Ok(Table { schema, batches })
 }
 
 /// The detection window when none is given: the last day of data, in whole hours.

@@ -580,6 +580,87 @@ fn baseline_peers(dir: &Path, eni: &str) -> std::collections::BTreeSet<(String, 
 }
 
 #[test]
+fn a_network_that_only_probed_is_new_when_the_interface_reaches_it() {
+    // Three days of an app server calling 203.0.113.10:443, while 198.51.100.7 probes it
+    // and is rejected every time. On the fourth day the server calls 198.51.100.7 for hours:
+    // it never talked to that network (every earlier flow was rejected), so it is a new peer,
+    // and the baseline keeps no peer for the scanner.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!("{V2_HEADER}\n");
+    let t0 = 1_791_000_000i64;
+    let mut record = |src: &str, dst: &str, sport: i64, dport: i64, t: i64, action: &str| {
+        text.push_str(&format!(
+            "2 123456789012 eni-0app {src} {dst} {sport} {dport} 6 10 5000 {t} {} {action} OK\n",
+            t + 30
+        ));
+    };
+    for hour in 0..96i64 {
+        let t = t0 + hour * 3600;
+        for i in 0..10 {
+            record(
+                "10.0.0.7",
+                "203.0.113.10",
+                40_000 + i,
+                443,
+                t + 60 * i,
+                "ACCEPT",
+            );
+        }
+        if (10..40).contains(&hour) {
+            for port in [22, 23, 3389, 5432] {
+                record("198.51.100.7", "10.0.0.7", 51_000, port, t + 600, "REJECT");
+            }
+        }
+        if (80..84).contains(&hour) {
+            for i in 0..10 {
+                record(
+                    "10.0.0.7",
+                    "198.51.100.7",
+                    45_000 + i,
+                    443,
+                    t + 90 * i,
+                    "ACCEPT",
+                );
+            }
+        }
+    }
+    let logs = dir.path().join("app.log");
+    std::fs::write(&logs, text).unwrap();
+    let src = logs.to_str().unwrap();
+
+    let out = flowlens(&["detect", "-s", src, "-o", "jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let findings = stdout(&out);
+    assert!(
+        findings
+            .lines()
+            .any(|line| line.contains("\"kind\":\"new_peer\"") && line.contains("198.51.100.0/24")),
+        "the network that only probed is not new to the server:\n{findings}"
+    );
+
+    // The first three days' baseline: the server's peer, and nothing of the scanner.
+    let base = dir.path().join("baseline");
+    let until = (t0 + 72 * 3600).to_string();
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        src,
+        "--until",
+        &until,
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let peers = baseline_peers(&base, "eni-0app");
+    let expected = [("203.0.113.10".to_string(), "remote".to_string())];
+    assert_eq!(
+        peers,
+        expected.into_iter().collect(),
+        "a rejected scanner is a peer"
+    );
+}
+
+#[test]
 fn a_busy_peer_is_not_taken_for_the_interfaces_own_address() {
     // Default format (no flow-direction): a server at 10.0.0.5 behind a load balancer node
     // (10.0.1.9) that is in 60% of its records, plus a few direct clients. The balancer is a
