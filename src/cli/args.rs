@@ -48,6 +48,11 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Write a synthetic flow log archive in AWS's S3 key layout.
     Generate(GenerateArgs),
+    /// Print a completion script for a shell, e.g. `flowlens completions bash >
+    /// ~/.local/share/bash-completion/completions/flowlens`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one per command into a folder.
+    Man(ManArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -307,6 +312,21 @@ pub struct EvaluateArgs {
 
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Write flowlens.1 and a page per command (flowlens-sql.1, …) into this folder instead
+    /// of printing flowlens.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

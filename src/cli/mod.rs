@@ -13,6 +13,7 @@ macro_rules! outln {
 mod args;
 mod convert;
 mod detect;
+mod install;
 mod report;
 mod scheduled;
 mod shell;
@@ -60,6 +61,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Evaluate(args) => runtime()?.block_on(detect::run_evaluate(args, quiet)),
         Command::Schema(args) => schema(args),
         Command::Generate(args) => generate_archive(args, quiet),
+        Command::Completions(args) => install::completions(args),
+        Command::Man(args) => install::man(args),
     }
 }
 

@@ -6,6 +6,7 @@ mod support;
 
 mod convert;
 mod detect;
+mod install;
 mod named_queries;
 // Bad input, faults and hostile values: each test names the defect it pins down.
 mod reliability;
