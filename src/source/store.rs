@@ -325,7 +325,17 @@ impl Store {
         match self {
             Store::Local(dir) => match std::fs::remove_file(dir.join(name)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(location, e)),
-                _ => Ok(()),
+                _ => {
+                    // As on S3, a folder goes with the last file in it (a baseline's old
+                    // version, a partition convert emptied); the store's own folder stays.
+                    let mut folder = dir.join(name);
+                    while folder.pop() && folder.starts_with(dir) && folder != *dir {
+                        if std::fs::remove_dir(&folder).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                }
             },
             Store::S3 { client, url } => client
                 .delete_object()
@@ -354,4 +364,26 @@ fn staged(
         .and_then(|()| staging.as_file().sync_all())
         .map_err(|e| Error::io(location, e))?;
     Ok(staging)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_local_delete_takes_the_folders_it_empties_but_not_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = Store::Local(root.clone());
+        store.put("v1/a/one.parquet", b"1").await.unwrap();
+        store.put("v1/two.parquet", b"2").await.unwrap();
+        store.delete("v1/a/one.parquet").await.unwrap();
+        assert!(!root.join("v1/a").exists());
+        assert!(root.join("v1/two.parquet").exists());
+        store.delete("v1/two.parquet").await.unwrap();
+        assert!(!root.join("v1").exists());
+        assert!(root.is_dir());
+        // Deleting what is not there is fine.
+        store.delete("v9/none.parquet").await.unwrap();
+    }
 }

@@ -390,14 +390,10 @@ fn a_baseline_extended_day_by_day_equals_one_learnt_at_once_and_no_day_is_folded
             "{table} differs between the whole baseline and the extended one"
         );
     }
-    // The old version's tables are gone; the pointer names the new.
+    // The old version's tables are gone, folder and all; the pointer names the new.
     let version = pointer(&part)["version"].as_u64().unwrap();
-    assert!(
-        !part
-            .join(format!("v{}", version - 1))
-            .join("history.parquet")
-            .exists()
-    );
+    assert!(!part.join(format!("v{}", version - 1)).exists());
+    assert!(part.join(format!("v{version}/history.parquet")).exists());
     // Asking again for days it covers folds nothing and writes nothing.
     let out = flowlens(&[
         "baseline",
