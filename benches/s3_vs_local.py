@@ -2,7 +2,8 @@
 """Reads the same flow log archive from a loopback S3-compatible server (s3s-fs) and from
 local disk, in one run, and reports the S3 rate as a share of the local-disk rate.
 
-    python3 benches/s3_vs_local.py [--days 3] [--enis 14] [--rate 4] [--object-minutes 60] [--runs 3] [--concurrency N]
+    python3 benches/s3_vs_local.py [--days 3] [--enis 14] [--rate 4] [--object-minutes 60] [--runs 3]
+                                   [--concurrency N[,N…]] [--concat]
 
 It builds flowlens in release mode, installs s3s-fs into target/tools if needed, generates
 the archive once under target/bench-s3/, uploads it to the server with PutObject (boto3, in
@@ -11,6 +12,14 @@ serving a bare folder would re-read every object to compute its MD5 on each GET)
 prints the best of N runs of two queries: a light 3-column one and a full read of every
 field (what `convert` and `detect` do). Both local and S3 use the same cores as the server,
 so it also reports the CPU seconds each side used.
+
+Many tiny objects (a quiet flow log writes a few KB every 5 minutes): with `--concat` the same
+objects are also read as one local file, their gzip members concatenated (headers and all),
+which is the floor the per-object cost is measured against; `--concurrency 64,256,1024` runs
+the S3 reads at each setting. About 10,000 objects of ~1.5 KB:
+
+    python3 benches/s3_vs_local.py --days 12 --enis 14 --rate 1 --object-minutes 5 --concat \
+        --concurrency 64,256,1024
 """
 import argparse
 import os
@@ -75,8 +84,10 @@ def main():
     p.add_argument("--enis", type=int, default=14)
     p.add_argument("--rate", type=float, default=4.0)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--concurrency", type=int, default=None,
-                   help="--s3-concurrency (default: flowlens's own default)")
+    p.add_argument("--concurrency", default=None,
+                   help="--s3-concurrency, or several comma-separated (default: flowlens's own)")
+    p.add_argument("--concat", action="store_true",
+                   help="also read the objects concatenated into one local gzip file")
     p.add_argument("--object-minutes", type=int, default=60,
                    help="minutes per object (AWS: 5; larger objects stand for busy flow logs)")
     args = p.parse_args()
@@ -97,8 +108,14 @@ def main():
         run([str(BIN), "generate", "--out", str(archive), "--days", str(args.days),
              "--enis", str(args.enis), "--rate", str(args.rate), "--end", "2026-10-15",
              "--object-minutes", str(args.object_minutes)])
-    objects = list(archive.rglob("*.gz"))
+    objects = sorted(archive.rglob("*.gz"))
     size = sum(o.stat().st_size for o in objects)
+    concat = data / "concatenated.log.gz"
+    if args.concat and not concat.exists():
+        with open(concat, "wb") as out:
+            for o in objects:
+                out.write(o.read_bytes())
+    settings = [None] if args.concurrency is None else [int(c) for c in args.concurrency.split(",")]
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,21 +138,21 @@ def main():
         run([str(venv / "bin" / "python"), "-c", UPLOAD, env["AWS_ENDPOINT_URL"], str(archive)],
             env=env)
 
-        def flowlens(query, source):
-            flags = [] if args.concurrency is None else ["--s3-concurrency", str(args.concurrency)]
+        def flowlens(query, source, concurrency=None):
+            flags = [] if concurrency is None else ["--s3-concurrency", str(concurrency)]
             return run([str(BIN), "sql", query, "--source", source, "--output", "csv",
                         "--quiet", *flags],
                        capture_output=True, text=True, env=env).stdout
 
-        def measure(query, source):
+        def measure(query, source, concurrency=None):
             """Best wall time of the runs, and the CPU seconds flowlens and the server used
             in the best run."""
-            flowlens(query, source)
+            flowlens(query, source, concurrency)
             best = None
             for _ in range(args.runs):
                 ours, theirs = children_cpu(), cpu_seconds(server.pid)
                 t = time.perf_counter()
-                answer = flowlens(query, source)
+                answer = flowlens(query, source, concurrency)
                 wall = time.perf_counter() - t
                 run_cpu = (children_cpu() - ours, cpu_seconds(server.pid) - theirs)
                 if best is None or wall < best[0]:
@@ -144,26 +161,34 @@ def main():
 
         results = []
         for name, query in (("3-column query", QUERY), ("full read, all 14 fields", FULL)):
-            local = measure(query, str(archive))
-            s3 = measure(query, "s3://bench/")
-            if local[2] != s3[2]:
-                raise SystemExit(f"{name}: answers differ between local and S3")
-            results.append((name, local, s3))
+            # (source, best run); the first is what the others are a share of.
+            rows = []
+            if args.concat:
+                rows.append(("one concatenated local file", measure(query, str(concat))))
+            rows.append((f"{len(objects)} local files", measure(query, str(archive))))
+            for concurrency in settings:
+                label = f"s3s-fs on 127.0.0.1, --s3-concurrency {concurrency or 'default'}"
+                rows.append((label, measure(query, "s3://bench/", concurrency)))
+            for label, (_, _, answer) in rows[1:]:
+                if answer != rows[0][1][2]:
+                    raise SystemExit(f"{name}: {label} answers differently from {rows[0][0]}")
+            results.append((name, rows))
     finally:
         server.terminate()
         server.wait()
 
-    print(f"archive: {len(objects)} gzip objects, {size / 1e6:.0f} MB compressed; "
-          f"{os.cpu_count()} cores shared by flowlens and the server; "
-          f"--s3-concurrency {args.concurrency or 'default'}")
+    print(f"archive: {len(objects)} gzip objects, {size / 1e6:.1f} MB compressed "
+          f"({size / len(objects) / 1e3:.1f} KB each); "
+          f"{os.cpu_count()} cores shared by flowlens and the server")
     print(f"3-column query: {QUERY}\n")
-    print("| workload | source | time | compressed MB/s | CPU s flowlens | CPU s server | S3 / local |")
+    print("| workload | source | time | compressed MB/s | CPU s flowlens | CPU s server | rate / first row |")
     print("|---|---|---|---|---|---|---|")
-    for name, (t_local, cpu_local, _), (t_s3, cpu_s3, _) in results:
-        print(f"| {name} | local disk | {t_local:.2f} s | {size / t_local / 1e6:.0f} | "
-              f"{cpu_local[0]:.2f} | - | |")
-        print(f"| {name} | s3s-fs on 127.0.0.1 | {t_s3:.2f} s | {size / t_s3 / 1e6:.0f} | "
-              f"{cpu_s3[0]:.2f} | {cpu_s3[1]:.2f} | {t_local / t_s3 * 100:.0f}% |")
+    for name, rows in results:
+        first = rows[0][1][0]
+        for label, (t, cpu, _) in rows:
+            server_cpu = f"{cpu[1]:.2f}" if label.startswith("s3s") else "-"
+            print(f"| {name} | {label} | {t:.2f} s | {size / t / 1e6:.1f} | {cpu[0]:.2f} | "
+                  f"{server_cpu} | {first / t * 100:.0f}% |")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ pub use run::{
     ConvertOptions, ConvertSummary, RunConfig, RunStatus, athena_ddl, convert, remove_stale,
     run_once,
 };
-pub use source::{DEFAULT_CONCURRENCY, S3Options};
+pub use source::S3Options;
 pub use time_range::{TimeRange, format_time, parse_time};
 
 /// Entry points for the fuzz targets under `tests/fuzz/` (built with `--cfg fuzzing` by

@@ -98,9 +98,10 @@ pub struct SourceArgs {
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
 
-    /// S3 objects read at once.
-    #[arg(long, value_name = "N", default_value_t = flowlens::DEFAULT_CONCURRENCY)]
-    pub s3_concurrency: usize,
+    /// S3 objects read at once (default: 64, and more for small objects, up to 512 for
+    /// objects of 64 KB or less: each is a round trip).
+    #[arg(long, value_name = "N")]
+    pub s3_concurrency: Option<usize>,
 
     /// Memory for sorts, joins and aggregations before they spill to disk, in megabytes
     /// (default: half of the machine's or the container's memory).

@@ -100,7 +100,7 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
     {
         return Err(usage("--since must be before --until"));
     }
-    if args.s3_concurrency == 0 {
+    if args.s3_concurrency == Some(0) {
         return Err(usage("--s3-concurrency must be at least 1"));
     }
     let memory_limit = match args.memory_mb {
@@ -122,7 +122,7 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
         regions: args.regions.clone(),
         s3: S3Options {
             endpoint_url: args.endpoint_url.clone(),
-            concurrency: Some(args.s3_concurrency),
+            concurrency: args.s3_concurrency,
         },
         shard: None,
         memory_limit: Some(memory_limit),

@@ -99,6 +99,18 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
     if max_attempts < 1 {
         return Err(usage("max_attempts: at least 1"));
     }
+    // A bad value is refused, not taken for "unset" (the default would hide the mistake).
+    let s3_concurrency = match env("s3_concurrency") {
+        Some(v) => Some(v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+            usage(format!(
+                "FLOWLENS_S3_CONCURRENCY: `{v}` is not a whole number above 0"
+            ))
+        })?),
+        None => file.s3_concurrency,
+    };
+    if s3_concurrency == Some(0) {
+        return Err(usage("s3_concurrency: at least 1"));
+    }
     let ocsf = match env("findings_format").or(file.findings_format).as_deref() {
         None | Some("jsonl") => false,
         Some("ocsf") => true,
@@ -143,9 +155,7 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
         format,
         s3: S3Options {
             endpoint_url: env("endpoint_url").or(file.endpoint_url),
-            concurrency: env("s3_concurrency")
-                .and_then(|v| v.parse().ok())
-                .or(file.s3_concurrency),
+            concurrency: s3_concurrency,
         },
         catalog,
     })

@@ -16,8 +16,8 @@ use crate::decode::DecoderOptions;
 use crate::error::{Error, Result};
 use crate::format::FlowFormat;
 use crate::source::{
-    DEFAULT_CONCURRENCY, ListFilter, ObjectRef, S3Access, S3Options, S3Url, ScanStats,
-    latest_key_start, list_sources, s3_access,
+    ListFilter, ObjectRef, S3Access, S3Options, S3Url, ScanStats, latest_key_start, list_sources,
+    s3_access,
 };
 use crate::table::FlowsTable;
 use crate::time_range::TimeRange;
@@ -157,8 +157,7 @@ impl FlowsSession {
         };
         let mut table = FlowsTable::new(listing.objects, options, Arc::new(ScanStats::default()));
         if let Some(client) = client {
-            let concurrency = config.s3.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-            table = table.with_s3(client, concurrency);
+            table = table.with_s3(client, config.s3.concurrency);
         }
         Ok(Self::with_table(table, summary, config.memory_limit))
     }

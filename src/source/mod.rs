@@ -24,7 +24,9 @@ pub use listing::{ListFilter, latest_key_start, list_sources};
 pub use object::{ObjectLocation, ObjectRef};
 pub use object_reader::{ReadContext, scan_objects, spool_stdin};
 pub(crate) use s3_client::s3_error as s3_error_for;
-pub use s3_client::{DEFAULT_CONCURRENCY, S3Access, S3Options, s3_access, s3_client};
+pub use s3_client::{
+    DEFAULT_CONCURRENCY, S3Access, S3Options, default_concurrency, s3_access, s3_client,
+};
 pub use s3_upload::upload_file;
 pub use s3_url::S3Url;
 pub use scan_stats::ScanStats;

@@ -17,11 +17,26 @@ use crate::error::Error;
 pub struct S3Options {
     /// `--endpoint-url`; `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` are read by the SDK.
     pub endpoint_url: Option<String>,
-    /// Objects read at once (default 64).
+    /// Objects read at once (default: [`default_concurrency`] of the objects a scan reads).
     pub concurrency: Option<usize>,
 }
 
+/// Objects in flight when `--s3-concurrency` is not given, for objects of 512 KB and more.
 pub const DEFAULT_CONCURRENCY: usize = 64;
+
+/// Bytes the default keeps in flight. A small object costs a round trip more than a
+/// transfer (a quiet flow log writes a few KB every 5 minutes), so the smaller a scan's
+/// objects, the more of them are asked for at once, up to [`MAX_DEFAULT_CONCURRENCY`].
+const IN_FLIGHT_BYTES: u64 = 32 << 20;
+const MAX_DEFAULT_CONCURRENCY: usize = 512;
+
+/// The S3 concurrency for objects whose median size is `median_bytes`, when the user set
+/// none: [`DEFAULT_CONCURRENCY`] for objects of 512 KB and more, up to
+/// [`MAX_DEFAULT_CONCURRENCY`] for tiny ones.
+pub fn default_concurrency(median_bytes: u64) -> usize {
+    let wanted = IN_FLIGHT_BYTES / median_bytes.max(1);
+    wanted.clamp(DEFAULT_CONCURRENCY as u64, MAX_DEFAULT_CONCURRENCY as u64) as usize
+}
 
 /// How long an S3 response may go without a byte before the connection is taken for stalled:
 /// `FLOWLENS_S3_TIMEOUT` (seconds, default 60). It bounds the wait for a response's first
@@ -223,5 +238,19 @@ mod tests {
         let msg = access_denied_message(Some("arn:aws:kms:us-east-1:1:key/abc"), "Access Denied");
         assert!(msg.contains("missing kms:Decrypt on that key"), "{msg}");
         assert_eq!(access_denied_message(None, ""), "access denied");
+    }
+}
+
+#[cfg(test)]
+mod concurrency_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_concurrency_grows_as_objects_shrink() {
+        assert_eq!(default_concurrency(100 << 20), DEFAULT_CONCURRENCY);
+        assert_eq!(default_concurrency(512 << 10), DEFAULT_CONCURRENCY);
+        assert_eq!(default_concurrency(128 << 10), 256);
+        assert_eq!(default_concurrency(1_500), MAX_DEFAULT_CONCURRENCY);
+        assert_eq!(default_concurrency(0), MAX_DEFAULT_CONCURRENCY);
     }
 }

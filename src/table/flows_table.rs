@@ -33,8 +33,8 @@ pub struct FlowsTable {
     options: DecoderOptions,
     stats: Arc<ScanStats>,
     s3: Option<S3Access>,
-    /// Partitions for scans that read S3: objects in flight at once.
-    s3_concurrency: usize,
+    /// Scans that read S3: objects in flight at once (None: by the objects' size).
+    s3_concurrency: Option<usize>,
 }
 
 impl fmt::Debug for FlowsTable {
@@ -54,14 +54,15 @@ impl FlowsTable {
             options,
             stats,
             s3: None,
-            s3_concurrency: crate::source::DEFAULT_CONCURRENCY,
+            s3_concurrency: None,
         }
     }
 
-    /// Reads S3 objects with `client`, `concurrency` objects at a time.
-    pub fn with_s3(mut self, client: S3Access, concurrency: usize) -> Self {
+    /// Reads S3 objects with `client`, `concurrency` objects at a time (None: more at once
+    /// the smaller a scan's objects are, [`crate::source::default_concurrency`]).
+    pub fn with_s3(mut self, client: S3Access, concurrency: Option<usize>) -> Self {
         self.s3 = Some(client);
-        self.s3_concurrency = concurrency.max(1);
+        self.s3_concurrency = concurrency.map(|n| n.max(1));
         self
     }
 
@@ -149,7 +150,19 @@ impl TableProvider for FlowsTable {
         // Decoding is CPU-bound: one partition per core. Reading S3 waits on the network:
         // each partition keeps its share of the S3 concurrency in flight ahead of it.
         let partitions = state.config().target_partitions().max(1);
-        let lookahead = self.s3_concurrency.div_ceil(partitions);
+        let concurrency = self.s3_concurrency.unwrap_or_else(|| {
+            let mut sizes: Vec<u64> = objects
+                .iter()
+                .filter(|o| matches!(o.location, crate::source::ObjectLocation::S3(_)))
+                .map(|o| o.size)
+                .collect();
+            if sizes.is_empty() {
+                return crate::source::DEFAULT_CONCURRENCY;
+            }
+            let middle = sizes.len() / 2;
+            crate::source::default_concurrency(*sizes.select_nth_unstable(middle).1)
+        });
+        let lookahead = concurrency.div_ceil(partitions);
         let groups = partition_objects(objects, partitions);
         let partitions: Vec<Arc<dyn PartitionStream>> = groups
             .into_iter()

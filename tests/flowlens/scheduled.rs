@@ -309,3 +309,34 @@ fn scheduled_task_stops_on_sigterm_and_the_next_run_completes() {
     assert_eq!(findings("term"), findings("ref"));
     assert!(!work.path().join("term/st/pending.json").exists());
 }
+
+#[test]
+fn a_bad_setting_in_the_environment_is_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    for (variable, value) in [
+        ("FLOWLENS_S3_CONCURRENCY", "lots"),
+        ("FLOWLENS_S3_CONCURRENCY", "0"),
+        ("FLOWLENS_MAX_ATTEMPTS", "two"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_flowlens"))
+            .arg("run")
+            .env("FLOWLENS_SOURCE", dir.path().join("logs"))
+            .env("FLOWLENS_STATE", dir.path().join("state"))
+            .env("FLOWLENS_FINDINGS", dir.path().join("findings"))
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{variable}={value}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(&format!("{variable}: `{value}`")),
+            "{variable}={value}: {}",
+            stderr(&out)
+        );
+        assert!(!dir.path().join("state").exists(), "{variable}={value}");
+    }
+}
