@@ -391,12 +391,15 @@ fn hour_column(batch: &arrow::array::RecordBatch) -> Result<&arrow::array::Int64
         .ok_or_else(|| Error::invalid("baseline history", "no Int64 column `hour`"))
 }
 
-/// The rows of a history table from `keep_since` on.
-fn hours_from(history: &Table, keep_since: i64) -> Result<Table> {
-    let arrow_err = |source| Error::Arrow {
+fn history_error(source: arrow::error::ArrowError) -> Error {
+    Error::Arrow {
         location: "baseline history".to_string(),
         source,
-    };
+    }
+}
+
+/// The rows of a history table from `keep_since` on.
+fn hours_from(history: &Table, keep_since: i64) -> Result<Table> {
     let mut batches = Vec::with_capacity(history.batches.len());
     for batch in &history.batches {
         let hours = hour_column(batch)?;
@@ -408,8 +411,8 @@ fn hours_from(history: &Table, keep_since: i64) -> Result<Table> {
             hours,
             &arrow::array::Int64Array::new_scalar(keep_since),
         )
-        .map_err(arrow_err)?;
-        let kept = arrow::compute::filter_record_batch(batch, &keep).map_err(arrow_err)?;
+        .map_err(history_error)?;
+        let kept = arrow::compute::filter_record_batch(batch, &keep).map_err(history_error)?;
         if kept.num_rows() > 0 {
             batches.push(kept);
         }
@@ -435,10 +438,6 @@ fn same_columns(a: &Table, b: &Table) -> bool {
 /// them; columns are nullable where either side's are (a stored and a computed table can
 /// differ there). The two have the same columns ([`same_columns`]).
 fn appended(old: &Table, new: &Table, keep_since: i64) -> Result<Table> {
-    let arrow_err = |source| Error::Arrow {
-        location: "baseline history".to_string(),
-        source,
-    };
     let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(
         old.schema
             .fields()
@@ -453,7 +452,7 @@ fn appended(old: &Table, new: &Table, keep_since: i64) -> Result<Table> {
     ));
     let recast = |batch: &arrow::array::RecordBatch| {
         arrow::array::RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-            .map_err(arrow_err)
+            .map_err(history_error)
     };
     let mut batches = Vec::new();
     for batch in &hours_from(old, keep_since)?.batches {
@@ -462,7 +461,7 @@ fn appended(old: &Table, new: &Table, keep_since: i64) -> Result<Table> {
     let fresh = hours_from(new, keep_since)?;
     if fresh.rows() > 0 {
         let tight =
-            arrow::compute::concat_batches(&fresh.schema, &fresh.batches).map_err(arrow_err)?;
+            arrow::compute::concat_batches(&fresh.schema, &fresh.batches).map_err(history_error)?;
         batches.push(recast(&tight)?);
     }
     Ok(Table { schema, batches })
