@@ -78,6 +78,24 @@ def best_of(runs, fn):
     return min(times), result
 
 
+def build_with_tools():
+    """flowlens in release mode, and the S3 server (s3s-fs) in target/tools."""
+    run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT)
+    if not S3S.exists():
+        run(["cargo", "install", "s3s-fs@0.14.1", "--features", "binary", "--locked",
+             "--root", str(ROOT / "target" / "tools"),
+             "--target-dir", str(ROOT / "target" / "tools-build")])
+
+
+def boto3_venv():
+    """A venv with boto3, for uploads that store each object's ETag as S3 does."""
+    venv = WORK / "venv"
+    if not (venv / "bin" / "python").exists():
+        run(["python3", "-m", "venv", str(venv)])
+        run([str(venv / "bin" / "pip"), "install", "--quiet", "boto3"])
+    return venv
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--days", type=int, default=3)
@@ -92,18 +110,11 @@ def main():
                    help="minutes per object (AWS: 5; larger objects stand for busy flow logs)")
     args = p.parse_args()
 
-    run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT)
-    if not S3S.exists():
-        run(["cargo", "install", "s3s-fs@0.14.1", "--features", "binary", "--locked",
-             "--root", str(ROOT / "target" / "tools"),
-             "--target-dir", str(ROOT / "target" / "tools-build")])
+    build_with_tools()
     data = WORK / f"{args.days}d-{args.enis}e-r{args.rate}-m{args.object_minutes}"
     archive = data / "local"
     store = data / "store"
-    venv = WORK / "venv"
-    if not (venv / "bin" / "python").exists():
-        run(["python3", "-m", "venv", str(venv)])
-        run([str(venv / "bin" / "pip"), "install", "--quiet", "boto3"])
+    venv = boto3_venv()
     if not (archive / "AWSLogs").exists():
         run([str(BIN), "generate", "--out", str(archive), "--days", str(args.days),
              "--enis", str(args.enis), "--rate", str(args.rate), "--end", "2026-10-15",

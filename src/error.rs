@@ -76,6 +76,11 @@ pub enum Error {
     )]
     MemoryLimit { location: String, message: String },
 
+    /// The cluster (`--cluster`, `flowlens scheduler`, `flowlens executor`) could not be
+    /// reached or run; `address` is the scheduler's.
+    #[error("cluster {address}: {message}")]
+    Cluster { address: String, message: String },
+
     /// A user-supplied value that does not make sense, e.g. `--since yesterday-ish`.
     #[error("{location}: {reason}")]
     Invalid { location: String, reason: String },

@@ -5,6 +5,8 @@
 //! DataFusion as `flows`, and `query`, `detect` and `run` are the jobs built on it. The
 //! modules are private; what the binary, the tests and the benches use is re-exported here.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod decode;
 mod detect;
 mod error;
@@ -19,6 +21,8 @@ mod stable_hash;
 mod table;
 mod time_range;
 
+#[cfg(feature = "cluster")]
+pub use cluster::{ExecutorSettings, SchedulerSettings, run_executor, run_scheduler};
 pub use decode::{Decoder, DecoderOptions};
 pub use detect::{
     BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore, DAY, DetectCatalog, DetectPlan,
@@ -30,6 +34,8 @@ pub use failpoint::request_stop;
 pub use format::{FIELDS, FlowFormat, column_index, flows_schema};
 pub use generate::{GenerateOptions, KeyLayout, generate};
 pub use output::{OutputFormat, OutputOptions, write_batches, write_stream, write_text};
+#[cfg(feature = "cluster")]
+pub use query::{ClusterAddress, DEFAULT_SCHEDULER_PORT};
 pub use query::{
     FUNCTION_DOCS, FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin, Statement,
     default_memory_limit, is_private,

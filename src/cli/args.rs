@@ -53,6 +53,76 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one per command into a folder.
     Man(ManArgs),
+    /// Run a cluster scheduler (Apache DataFusion Ballista) that `--cluster` sends queries to.
+    #[cfg(feature = "cluster")]
+    Scheduler(SchedulerArgs),
+    /// Run a cluster executor that takes its tasks from a `flowlens scheduler`.
+    #[cfg(feature = "cluster")]
+    Executor(ExecutorArgs),
+}
+
+/// Where queries run: here, or on a cluster.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Run the queries that read flow logs on this `flowlens scheduler`'s cluster, e.g.
+    /// df://scheduler:50050. Every executor must reach the sources (S3, or a path every node
+    /// sees).
+    #[arg(long, value_name = "df://HOST:PORT", env = "FLOWLENS_CLUSTER")]
+    pub cluster: Option<String>,
+}
+
+#[cfg(feature = "cluster")]
+#[derive(Args, Debug)]
+pub struct SchedulerArgs {
+    /// Address to listen on for clients and executors.
+    #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:50050")]
+    pub bind: std::net::SocketAddr,
+
+    /// The host name executors reach this scheduler by, when not the bind address.
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+
+    /// Seconds without a heartbeat before an executor is taken for lost and its tasks run
+    /// again elsewhere.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub executor_timeout: u64,
+}
+
+#[cfg(feature = "cluster")]
+#[derive(Args, Debug)]
+pub struct ExecutorArgs {
+    /// The scheduler to take tasks from.
+    #[arg(long, value_name = "HOST:PORT", env = "FLOWLENS_SCHEDULER")]
+    pub scheduler: String,
+
+    /// Tasks run at once (default: the machine's cores).
+    #[arg(long, value_name = "N")]
+    pub concurrent_tasks: Option<usize>,
+
+    /// Address to listen on.
+    #[arg(long, value_name = "HOST", default_value = "0.0.0.0")]
+    pub bind_host: String,
+
+    /// Port that serves shuffle data to other executors and to clients (Arrow Flight).
+    #[arg(long, value_name = "PORT", default_value_t = 50051)]
+    pub port: u16,
+
+    /// Port the scheduler sends tasks to.
+    #[arg(long, value_name = "PORT", default_value_t = 50052)]
+    pub grpc_port: u16,
+
+    /// The host name the scheduler, other executors and clients reach this one by (default:
+    /// this machine's name as the scheduler sees it).
+    #[arg(long, value_name = "HOST")]
+    pub external_host: Option<String>,
+
+    /// Folder for shuffle files (default: a temporary folder).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<String>,
+
+    /// Seconds between heartbeats to the scheduler.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub heartbeat: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -133,6 +203,9 @@ pub struct SqlArgs {
     pub source: SourceArgs,
 
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -156,6 +229,9 @@ pub struct QueryArgs {
 
     #[command(flatten)]
     pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -216,6 +292,9 @@ pub struct BaselineArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
     /// Folder or s3:// prefix to write a new baseline into (replacing any there).
     #[arg(
         long,
@@ -272,6 +351,9 @@ pub struct DetectArgs {
     /// The detection window is --since .. --until (default: the last 24 hours of data).
     #[command(flatten)]
     pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// A stored baseline (from `flowlens baseline`), a folder or s3:// prefix; without it
     /// one is learnt from the days before the window.

@@ -34,6 +34,7 @@ fn rebuild_hint(location: &str) -> String {
 
 pub async fn baseline(args: BaselineArgs, quiet: bool) -> Result<ExitCode> {
     let mut config = flows_config(&args.source)?;
+    config.cluster = super::cluster_of(&args.cluster)?;
     let started = Instant::now();
     let s3 = S3Options {
         endpoint_url: args.source.endpoint_url.clone(),
@@ -103,6 +104,7 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut config = flows_config(&args.source)?;
+    config.cluster = super::cluster_of(&args.cluster)?;
     // Detection learns from the data, then reads the examined day again.
     config.reads_twice = true;
     let window = match (config.time_range.since, config.time_range.until) {

@@ -11,6 +11,8 @@ macro_rules! outln {
 }
 
 mod args;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod convert;
 mod detect;
 mod install;
@@ -63,6 +65,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate_archive(args, quiet),
         Command::Completions(args) => install::completions(args),
         Command::Man(args) => install::man(args),
+        #[cfg(feature = "cluster")]
+        Command::Scheduler(args) => runtime()?.block_on(cluster::scheduler(args)),
+        #[cfg(feature = "cluster")]
+        Command::Executor(args) => runtime()?.block_on(cluster::executor(args)),
     }
 }
 
@@ -127,7 +133,23 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
         shard: None,
         memory_limit: Some(memory_limit),
         reads_twice: false,
+        cluster: None,
     })
+}
+
+/// `--cluster`, checked (a malformed address is a usage error).
+fn cluster_of(args: &args::ClusterArgs) -> Result<Option<String>> {
+    let Some(url) = &args.cluster else {
+        return Ok(None);
+    };
+    #[cfg(feature = "cluster")]
+    flowlens::ClusterAddress::parse(url).map_err(usage)?;
+    #[cfg(not(feature = "cluster"))]
+    return Err(usage(format!(
+        "--cluster {url}: this flowlens was built without the `cluster` feature"
+    )));
+    #[cfg(feature = "cluster")]
+    Ok(Some(url.clone()))
 }
 
 /// Listing errors from flags (a missing folder, a bad glob) are usage errors; S3 errors
@@ -156,6 +178,7 @@ fn output_options(args: &OutputArgs, source: &SourceArgs) -> Result<OutputOption
 
 async fn sql(args: SqlArgs, quiet: bool) -> Result<ExitCode> {
     let mut config = flows_config(&args.source)?;
+    config.cluster = cluster_of(&args.cluster)?;
     let output = output_options(&args.output, &args.source)?;
     let statements = match &args.sql {
         Some(sql) => Some(FlowsSession::split(sql)?),
@@ -251,6 +274,7 @@ async fn named_query(args: QueryArgs, quiet: bool) -> Result<ExitCode> {
     let query = library.get(name).map_err(usage)?;
     let sql = query.render(&args.params).map_err(usage)?;
     let mut config = flows_config(&args.source)?;
+    config.cluster = cluster_of(&args.cluster)?;
     let output = output_options(&args.output, &args.source)?;
     let statements = FlowsSession::split(&sql)?;
     check_one_result(&statements, &output)?;

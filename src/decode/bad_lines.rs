@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum BadLineReason {
     FieldCount,
     BadNumber,
@@ -35,7 +37,7 @@ impl fmt::Display for BadLineReason {
 }
 
 /// One bad line kept as an example.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BadLineSample {
     pub location: String,
     pub line: u64,
@@ -54,7 +56,7 @@ impl fmt::Display for BadLineSample {
 }
 
 /// Bad lines counted by reason, with the first [`BadLines::SAMPLES`] kept.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BadLines {
     counts: [u64; 4],
     samples: Vec<BadLineSample>,

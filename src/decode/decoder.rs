@@ -48,7 +48,7 @@ impl Default for DecoderOptions {
 }
 
 /// A header named a field flowlens does not know; its column is skipped.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UnknownField {
     pub field: String,
     pub location: String,

@@ -105,7 +105,7 @@ pub async fn evaluate(
     days: i64,
     baseline_days: i64,
 ) -> Result<Evaluation> {
-    let pipeline = Pipeline::new(session.context(), catalog);
+    let pipeline = Pipeline::new(session, catalog);
     let Some(latest) = pipeline.latest(None).await? else {
         return Err(Error::invalid(
             "evaluate",

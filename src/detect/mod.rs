@@ -116,7 +116,7 @@ pub async fn detect(
     stored: Option<&Baseline>,
     catalog: &DetectCatalog,
 ) -> Result<DetectReport> {
-    let pipeline = Pipeline::new(session.context(), catalog);
+    let pipeline = Pipeline::new(session, catalog);
     let Some((start, end)) = window_of(&pipeline, plan).await? else {
         return Ok(DetectReport {
             findings: Vec::new(),
@@ -212,7 +212,7 @@ pub async fn learn_baseline(
     stored: Option<Baseline>,
 ) -> Result<Option<Baseline>> {
     let catalog = DetectCatalog::builtin()?;
-    let pipeline = Pipeline::new(session.context(), &catalog);
+    let pipeline = Pipeline::new(session, &catalog);
     let range = baseline_listing(range, stored.as_ref());
     let until = match range.until {
         Some(until) => until,

@@ -13,6 +13,7 @@ use super::catalog::DetectCatalog;
 use super::finding::{Finding, Severity};
 use super::tables::{Table, register, run};
 use crate::error::{Error, Result};
+use crate::query::FlowsSession;
 
 /// Bounds for "no bound" in step SQL: the epoch and the year 3000.
 pub(crate) const EARLIEST: i64 = 0;
@@ -34,13 +35,18 @@ pub struct DetectReport {
 
 /// Runs the steps and detectors of `catalog` on a session's `flows` table.
 pub struct Pipeline<'a> {
+    session: &'a FlowsSession,
     ctx: &'a SessionContext,
     catalog: &'a DetectCatalog,
 }
 
 impl<'a> Pipeline<'a> {
-    pub fn new(ctx: &'a SessionContext, catalog: &'a DetectCatalog) -> Self {
-        Pipeline { ctx, catalog }
+    pub fn new(session: &'a FlowsSession, catalog: &'a DetectCatalog) -> Self {
+        Pipeline {
+            session,
+            ctx: session.context(),
+            catalog,
+        }
     }
 
     /// Runs a step and registers its result under the step's name for the next steps.
@@ -57,7 +63,7 @@ impl<'a> Pipeline<'a> {
         let horizon = crate::time_range::future_horizon();
         let from = from.unwrap_or(EARLIEST);
         let table = run(
-            self.ctx,
+            self.session,
             "latest",
             &format!(
                 "SELECT max(\"end\") FILTER (WHERE \"end\" <= {horizon}), \
@@ -203,7 +209,7 @@ impl<'a> Pipeline<'a> {
 
     /// The one Int64 value `sql` returns, unless it is NULL.
     async fn scalar(&self, name: &str, sql: &str) -> Result<Option<i64>> {
-        let table = run(self.ctx, name, sql).await?;
+        let table = run(self.session, name, sql).await?;
         Ok(table
             .batches
             .first()
@@ -220,7 +226,7 @@ impl<'a> Pipeline<'a> {
     async fn step_only(&self, name: &str, values: &[(&str, i64)]) -> Result<Table> {
         let started = Instant::now();
         let sql = self.catalog.step(name, values)?;
-        let table = run(self.ctx, name, &sql).await?;
+        let table = run(self.session, name, &sql).await?;
         tracing::debug!(
             "step {name}: {} rows in {:.2} s",
             table.rows(),
@@ -305,7 +311,7 @@ impl<'a> Pipeline<'a> {
         let found = try_join_all(self.catalog.detectors().iter().map(|detector| async {
             let started = Instant::now();
             let sql = self.catalog.render(detector, &window)?;
-            let table = run(self.ctx, &detector.name, &sql).await?;
+            let table = run(self.session, &detector.name, &sql).await?;
             let found = Finding::from_batches(&detector.name, &table.batches)?;
             tracing::debug!(
                 "detector {}: {} findings in {:.2} s",
@@ -319,7 +325,7 @@ impl<'a> Pipeline<'a> {
         let findings = dedupe(found.into_iter().flatten().collect());
 
         let history = run(
-            self.ctx,
+            self.session,
             "history",
             "SELECT DISTINCT interface_id, history_hours FROM deviations ORDER BY interface_id",
         )

@@ -9,6 +9,7 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
+use crate::query::FlowsSession;
 
 /// A materialised table: its schema and batches.
 #[derive(Clone, Debug)]
@@ -23,25 +24,25 @@ impl Table {
     }
 }
 
-/// Runs `sql` and returns every row.
-pub(crate) async fn run(ctx: &SessionContext, step: &str, sql: &str) -> Result<Table> {
+/// Runs `sql` and returns every row: on the session's cluster when it reads `flows` and
+/// there is one, here otherwise.
+pub(crate) async fn run(session: &FlowsSession, step: &str, sql: &str) -> Result<Table> {
     let location = format!("detect step {step}");
-    let frame = ctx.sql(sql).await.map_err(|e| Error::query(&location, e))?;
-    let schema = frame.schema().inner().clone();
-    let plan = frame
-        .create_physical_plan()
-        .await
-        .map_err(|e| Error::query(&location, e))?;
-    let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
-        .await
-        .map_err(|e| Error::query(&location, e))?;
+    let collected = session.collect(&location, sql).await?;
     // -vvv: where a step's time went, for whoever tunes a detector's SQL.
     if tracing::enabled!(tracing::Level::TRACE) {
-        let shown = DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true);
+        let shown = DisplayableExecutionPlan::with_metrics(collected.plan.as_ref()).indent(true);
         tracing::trace!("{step}: plan with metrics\n{shown}");
     }
-    let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
-    Ok(Table { schema, batches })
+    let schema = collected
+        .batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or(collected.schema);
+    Ok(Table {
+        schema,
+        batches: collected.batches,
+    })
 }
 
 /// Registers `table` under `name`, replacing any table of that name. Batches are spread

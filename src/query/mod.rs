@@ -1,9 +1,17 @@
 //! SQL over flow logs: sessions with the `flows` table and flowlens's functions.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod functions;
 mod library;
 mod session;
 
+#[cfg(all(feature = "cluster", test))]
+pub(crate) use cluster::standalone;
+#[cfg(feature = "cluster")]
+pub(crate) use cluster::with_codecs;
+#[cfg(feature = "cluster")]
+pub use cluster::{ClusterAddress, ClusterSession, DEFAULT_SCHEDULER_PORT, flowlens_state};
 pub use datafusion::sql::parser::Statement;
 pub use functions::{FUNCTION_DOCS, is_private};
 pub use library::{NamedQuery, QueryLibrary, QueryOrigin};

@@ -45,6 +45,8 @@ pub struct FlowsConfig {
     /// The job reads its sources more than once: standard input (`-`) is copied to a
     /// temporary file first, since a pipe can be read only once.
     pub reads_twice: bool,
+    /// `--cluster df://HOST:PORT`: queries that read `flows` run on that Ballista cluster.
+    pub cluster: Option<String>,
 }
 
 impl FlowsConfig {
@@ -81,6 +83,32 @@ pub fn shard_of(location: &str, count: u32) -> u32 {
     (crate::stable_hash::stable_hash(location).value() % u64::from(count.max(1))) as u32
 }
 
+/// Plans a statement in `ctx`: the result's schema as SQL names it, and the plan to run.
+async fn physical_plan(
+    ctx: &SessionContext,
+    statement: Statement,
+    location: &str,
+) -> Result<(
+    arrow::datatypes::SchemaRef,
+    Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+)> {
+    let plan = ctx
+        .state()
+        .statement_to_plan(statement)
+        .await
+        .map_err(|e| Error::query(location, e))?;
+    let frame = ctx
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|e| Error::query(location, e))?;
+    let schema = frame.schema().inner().clone();
+    let plan = frame
+        .create_physical_plan()
+        .await
+        .map_err(|e| Error::query(location, e))?;
+    Ok((schema, plan))
+}
+
 /// A session whose `flows` table reads the configured sources.
 pub struct FlowsSession {
     ctx: SessionContext,
@@ -88,6 +116,16 @@ pub struct FlowsSession {
     table: Arc<FlowsTable>,
     listing: ListingSummary,
     memory_limit: Option<usize>,
+    /// Where queries that read `flows` run when not here (`--cluster`).
+    #[cfg(feature = "cluster")]
+    cluster: Option<super::ClusterSession>,
+}
+
+/// A query run to its end: its schema, rows, and the plan that ran (with its metrics).
+pub struct Collected {
+    pub schema: arrow::datatypes::SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
 }
 
 /// What listing the sources found, before anything was read.
@@ -157,9 +195,82 @@ impl FlowsSession {
         };
         let mut table = FlowsTable::new(listing.objects, options, Arc::new(ScanStats::default()));
         if let Some(client) = client {
-            table = table.with_s3(client, config.s3.concurrency);
+            table = table.with_s3(client, config.s3.clone());
         }
-        Ok(Self::with_table(table, summary, config.memory_limit))
+        #[allow(unused_mut)]
+        let mut session = Self::with_table(table, summary, config.memory_limit);
+        if let Some(url) = &config.cluster {
+            session.join_cluster(url).await?;
+        }
+        Ok(session)
+    }
+
+    /// Runs the queries that read `flows` on the cluster at `url` from now on.
+    #[cfg(feature = "cluster")]
+    async fn join_cluster(&mut self, url: &str) -> Result<()> {
+        let address = super::ClusterAddress::parse(url)?;
+        address.probe().await?;
+        self.cluster = Some(super::ClusterSession::connect(&address, &self.ctx.state()).await?);
+        Ok(())
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    async fn join_cluster(&mut self, url: &str) -> Result<()> {
+        Err(Error::invalid(
+            "--cluster",
+            format!("{url}: this flowlens was built without the `cluster` feature"),
+        ))
+    }
+
+    /// The same cluster for a session over part of this one's objects.
+    async fn same_cluster(&self, mut other: FlowsSession) -> Result<FlowsSession> {
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &self.cluster {
+            other.cluster =
+                Some(super::ClusterSession::connect(&cluster.address, &other.ctx.state()).await?);
+        }
+        #[cfg(not(feature = "cluster"))]
+        let _ = &mut other;
+        Ok(other)
+    }
+
+    /// Whether `sql` reads the `flows` table (and so runs on the cluster when there is one).
+    #[cfg(feature = "cluster")]
+    fn cluster_for(&self, statement: &Statement) -> Option<&super::ClusterSession> {
+        let cluster = self.cluster.as_ref()?;
+        let tables = self.ctx.state().resolve_table_references(statement).ok()?;
+        tables
+            .iter()
+            .any(|t| t.table().eq_ignore_ascii_case("flows"))
+            .then_some(cluster)
+    }
+
+    /// Runs one query (SQL of one statement) to its end, on the cluster when it reads
+    /// `flows` and there is one, and adds what the cluster's scans saw to the stats.
+    pub async fn collect(&self, location: &str, sql: &str) -> Result<Collected> {
+        let statement = match Self::split(sql)?.pop() {
+            Some(statement) => statement,
+            None => return Err(Error::invalid(location, "no SQL statement")),
+        };
+        #[cfg(feature = "cluster")]
+        let cluster = self.cluster_for(&statement);
+        #[cfg(feature = "cluster")]
+        let ctx = cluster.map_or(&self.ctx, |c| &c.ctx);
+        #[cfg(not(feature = "cluster"))]
+        let ctx = &self.ctx;
+        let (schema, plan) = physical_plan(ctx, statement, location).await?;
+        let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+            .await
+            .map_err(|e| Error::query(location, e))?;
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = cluster {
+            cluster.absorb_reports(&plan, &self.stats).await?;
+        }
+        Ok(Collected {
+            schema,
+            batches,
+            plan,
+        })
     }
 
     /// The UTC days (their starts) the selected objects' keys fall on, when every key tells
@@ -216,6 +327,8 @@ impl FlowsSession {
             table,
             listing,
             memory_limit,
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
     }
 
@@ -234,25 +347,27 @@ impl FlowsSession {
     }
 
     /// A session like this one over some of its objects (a job working group by group).
-    pub fn subset(&self, objects: Vec<ObjectRef>) -> FlowsSession {
-        Self::with_table(
+    pub async fn subset(&self, objects: Vec<ObjectRef>) -> Result<FlowsSession> {
+        self.same_cluster(Self::with_table(
             self.table.with_objects(objects),
             ListingSummary::default(),
             self.memory_limit,
-        )
+        ))
+        .await
     }
 
     /// Like [`FlowsSession::subset`], but reading every row of the objects whatever the
     /// window they were listed with: a scheduled batch processes a late object's older
     /// records instead of dropping them.
-    pub fn subset_all_rows(&self, objects: Vec<ObjectRef>) -> FlowsSession {
-        Self::with_table(
+    pub async fn subset_all_rows(&self, objects: Vec<ObjectRef>) -> Result<FlowsSession> {
+        self.same_cluster(Self::with_table(
             self.table
                 .with_objects(objects)
                 .with_time_range(TimeRange::ALL),
             ListingSummary::default(),
             self.memory_limit,
-        )
+        ))
+        .await
     }
 
     /// What listing found.
@@ -285,6 +400,10 @@ impl FlowsSession {
     /// Plans and starts one statement; batches stream as they are computed.
     pub async fn execute(&self, statement: Statement) -> Result<SendableRecordBatchStream> {
         let location = "SQL";
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &self.cluster {
+            return self.execute_on(cluster, statement).await;
+        }
         let state = self.ctx.state();
         let plan = state
             .statement_to_plan(statement)
@@ -299,6 +418,38 @@ impl FlowsSession {
             .execute_stream()
             .await
             .map_err(|e| Error::query(location, e))
+    }
+
+    /// [`FlowsSession::execute`] on the cluster: every statement goes there (tables and
+    /// views are shared), and when the rows have all come, what its scans saw is added to
+    /// the stats before the stream ends.
+    #[cfg(feature = "cluster")]
+    async fn execute_on(
+        &self,
+        cluster: &super::ClusterSession,
+        statement: Statement,
+    ) -> Result<SendableRecordBatchStream> {
+        use futures::StreamExt;
+        let location = "SQL";
+        let ctx = &cluster.ctx;
+        let (_, plan) = physical_plan(ctx, statement, location).await?;
+        let schema = plan.schema();
+        let rows = datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())
+            .map_err(|e| Error::query(location, e))?;
+        let (cluster, stats) = (cluster.clone(), self.stats.clone());
+        let reports = futures::stream::once(async move {
+            cluster
+                .absorb_reports(&plan, &stats)
+                .await
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+        })
+        .filter_map(|done| async move { done.err().map(Err) });
+        Ok(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                schema,
+                rows.chain(reports),
+            ),
+        ))
     }
 
     /// Runs SQL (one or more statements) and collects the last statement's result.

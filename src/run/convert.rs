@@ -303,7 +303,7 @@ pub async fn convert(
     }
     let mut done = ConvertSummary::default();
     for (key, objects) in groups {
-        let group = session.subset(objects);
+        let group = session.subset(objects).await?;
         let mut stream = None;
         for statement in group.parse(&sql_for(&key))? {
             stream = Some(group.execute(statement).await?);

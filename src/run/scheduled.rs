@@ -285,13 +285,13 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
     // cut to the listing's window: what a batch holds is processed whole.
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
     if let Some(out) = &config.convert {
-        let session = listing.subset_all_rows(objects.clone());
+        let session = listing.subset_all_rows(objects.clone()).await?;
         summary.parquet_files = convert_batch(config, &session, out, &pending.batch).await?;
         failed.extend(failures(&session));
         failpoint::point("converted");
     }
 
-    let session = listing.subset_all_rows(objects.clone());
+    let session = listing.subset_all_rows(objects.clone()).await?;
     let baselines = BaselineStore::with_store(store.child("baseline"), REBUILD);
     let stored = baselines.load().await?;
     if stored.is_none() && store.get("baseline.json").await?.is_some() {
@@ -303,7 +303,7 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
             baselines.location()
         );
     }
-    let pipeline = Pipeline::new(session.context(), &config.catalog);
+    let pipeline = Pipeline::new(&session, &config.catalog);
     let folded = stored
         .as_ref()
         .is_some_and(|b| b.meta.batches.contains(&pending.batch));

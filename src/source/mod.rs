@@ -29,5 +29,5 @@ pub use s3_client::{
 };
 pub use s3_upload::upload_file;
 pub use s3_url::S3Url;
-pub use scan_stats::ScanStats;
+pub use scan_stats::{ScanReport, ScanStats};
 pub use store::{Location, Store};

@@ -13,7 +13,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::error::Error;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct S3Options {
     /// `--endpoint-url`; `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` are read by the SDK.
     pub endpoint_url: Option<String>,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::decode::{BadLines, UnknownField};
 
 /// An object that could not be read to its end; the others still were.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectFailure {
     pub location: String,
     pub message: String,
@@ -25,14 +25,42 @@ pub struct ScanStats {
     /// Objects read whole, by location: a job that reads an object twice (detection reads
     /// the examined day again, a day's read takes objects at its edges) counts it once.
     seen: Mutex<std::collections::HashSet<String>>,
+    /// Each object read, for [`ScanStats::report`], when made with [`ScanStats::for_report`].
+    reads: Option<Mutex<Vec<ObjectRead>>>,
+}
+
+/// One object read to its end.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectRead {
+    pub location: String,
+    pub bytes: u64,
+    pub rows: u64,
+    pub bad: BadLines,
 }
 
 impl ScanStats {
+    /// Stats of a scan run for another process (a cluster task), which keep each object read
+    /// so [`ScanStats::report`] can hand them back.
+    pub fn for_report() -> Self {
+        ScanStats {
+            reads: Some(Mutex::default()),
+            ..ScanStats::default()
+        }
+    }
+
     /// Records an object read to its end, with its rows and bad lines, unless it was read
     /// before in this job.
     pub(crate) fn object_read(&self, location: &str, bytes: u64, rows: u64, bad: &BadLines) {
         if !lock(&self.seen).insert(location.to_string()) {
             return;
+        }
+        if let Some(reads) = &self.reads {
+            lock(reads).push(ObjectRead {
+                location: location.to_string(),
+                bytes,
+                rows,
+                bad: bad.clone(),
+            });
         }
         self.objects.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -109,6 +137,40 @@ impl ScanStats {
     pub fn unknown_fields(&self) -> Vec<UnknownField> {
         lock(&self.unknown_fields).values().cloned().collect()
     }
+
+    /// What this scan saw as plain data, for a process that ran part of another's plan
+    /// (a cluster executor) to hand back to the one that asked.
+    pub fn report(&self) -> ScanReport {
+        ScanReport {
+            reads: self
+                .reads
+                .as_ref()
+                .map(|r| lock(r).clone())
+                .unwrap_or_default(),
+            failures: self.failures(),
+            unknown_fields: self.unknown_fields(),
+        }
+    }
+
+    /// Adds what another process's scan saw (see [`ScanStats::report`]); an object this
+    /// job read before counts once, as it does here.
+    pub fn absorb_report(&self, report: &ScanReport) {
+        for read in &report.reads {
+            self.object_read(&read.location, read.bytes, read.rows, &read.bad);
+        }
+        for failure in &report.failures {
+            self.add_failure(failure.clone());
+        }
+        self.add_unknown_fields(report.unknown_fields.clone());
+    }
+}
+
+/// [`ScanStats`] as plain data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScanReport {
+    pub reads: Vec<ObjectRead>,
+    pub failures: Vec<ObjectFailure>,
+    pub unknown_fields: Vec<UnknownField>,
 }
 
 /// The stats stay usable after a panic elsewhere: a poisoned lock still holds valid counts.

@@ -3,38 +3,32 @@
 //! time filters used to skip objects by their key layout.
 
 use std::fmt;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
-use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::execution::TaskContext;
+use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 
+use super::flows_scan::{FlowsScanExec, Reporting, S3Link};
 use super::time_filters::time_range_of;
 use crate::decode::DecoderOptions;
 use crate::format::flows_schema;
 
-use crate::source::{ObjectRef, ReadContext, S3Access, ScanStats, scan_objects};
+use crate::source::{ObjectRef, S3Access, S3Options, ScanStats};
 use crate::time_range::TimeRange;
 
-/// Batches in flight per partition: bounds memory whatever the archive's size.
-const CHANNEL_CAPACITY: usize = 2;
-
 pub struct FlowsTable {
-    objects: Arc<Vec<ObjectRef>>,
-    options: DecoderOptions,
+    pub(crate) objects: Arc<Vec<ObjectRef>>,
+    pub(crate) options: DecoderOptions,
     stats: Arc<ScanStats>,
-    s3: Option<S3Access>,
-    /// Scans that read S3: objects in flight at once (None: by the objects' size).
-    s3_concurrency: Option<usize>,
+    /// Where scans report what they saw: the stats above, or (a table received from
+    /// another process) the scan's metrics.
+    pub(crate) reporting: Reporting,
+    pub(crate) s3: Option<S3Link>,
 }
 
 impl fmt::Debug for FlowsTable {
@@ -52,18 +46,40 @@ impl FlowsTable {
         FlowsTable {
             objects: Arc::new(objects),
             options,
+            reporting: Reporting::Session(stats.clone()),
             stats,
             s3: None,
-            s3_concurrency: None,
         }
     }
 
-    /// Reads S3 objects with `client`, `concurrency` objects at a time (None: more at once
-    /// the smaller a scan's objects are, [`crate::source::default_concurrency`]).
-    pub fn with_s3(mut self, client: S3Access, concurrency: Option<usize>) -> Self {
-        self.s3 = Some(client);
-        self.s3_concurrency = concurrency.map(|n| n.max(1));
+    /// Reads S3 objects with `client`, `options.concurrency` objects at a time (None: more
+    /// at once the smaller a scan's objects are, [`crate::source::default_concurrency`]).
+    pub fn with_s3(mut self, client: S3Access, mut options: S3Options) -> Self {
+        options.concurrency = options.concurrency.map(|n| n.max(1));
+        self.s3 = Some(S3Link {
+            options,
+            access: Some(client),
+        });
         self
+    }
+
+    /// A table rebuilt in a process that received it in a plan (a cluster's scheduler or
+    /// executor): scans connect to S3 themselves and report through their metrics.
+    pub(crate) fn received(
+        objects: Vec<ObjectRef>,
+        options: DecoderOptions,
+        s3: Option<S3Options>,
+    ) -> Self {
+        FlowsTable {
+            objects: Arc::new(objects),
+            options,
+            stats: Arc::new(ScanStats::default()),
+            reporting: Reporting::Metrics,
+            s3: s3.map(|options| S3Link {
+                options,
+                access: None,
+            }),
+        }
     }
 
     /// Objects a scan over `range` reads: those whose key layout may hold records in it.
@@ -90,12 +106,16 @@ impl FlowsTable {
 
     /// The same table (options, S3 client) over other objects, with stats of its own.
     pub fn with_objects(&self, objects: Vec<ObjectRef>) -> Self {
+        let stats = Arc::new(ScanStats::default());
         FlowsTable {
             objects: Arc::new(objects),
             options: self.options.clone(),
-            stats: Arc::new(ScanStats::default()),
+            reporting: match self.reporting {
+                Reporting::Session(_) => Reporting::Session(stats.clone()),
+                Reporting::Metrics => Reporting::Metrics,
+            },
+            stats,
             s3: self.s3.clone(),
-            s3_concurrency: self.s3_concurrency,
         }
     }
 }
@@ -150,7 +170,8 @@ impl TableProvider for FlowsTable {
         // Decoding is CPU-bound: one partition per core. Reading S3 waits on the network:
         // each partition keeps its share of the S3 concurrency in flight ahead of it.
         let partitions = state.config().target_partitions().max(1);
-        let concurrency = self.s3_concurrency.unwrap_or_else(|| {
+        let set = self.s3.as_ref().and_then(|s3| s3.options.concurrency);
+        let concurrency = set.unwrap_or_else(|| {
             let mut sizes: Vec<u64> = objects
                 .iter()
                 .filter(|o| matches!(o.location, crate::source::ObjectLocation::S3(_)))
@@ -164,26 +185,13 @@ impl TableProvider for FlowsTable {
         });
         let lookahead = concurrency.div_ceil(partitions);
         let groups = partition_objects(objects, partitions);
-        let partitions: Vec<Arc<dyn PartitionStream>> = groups
-            .into_iter()
-            .map(|objects| {
-                Arc::new(FlowsPartition {
-                    schema: schema.clone(),
-                    objects: Arc::new(objects),
-                    options: options.clone(),
-                    stats: self.stats.clone(),
-                    s3: self.s3.clone(),
-                    lookahead,
-                }) as Arc<dyn PartitionStream>
-            })
-            .collect();
-        Ok(Arc::new(StreamingTableExec::try_new(
+        Ok(Arc::new(FlowsScanExec::new(
             schema,
-            partitions,
-            None,
-            Vec::new(),
-            false,
-            None,
+            groups,
+            options,
+            self.s3.clone(),
+            lookahead,
+            self.reporting.clone(),
         )?))
     }
 }
@@ -208,58 +216,6 @@ fn partition_objects(mut objects: Vec<ObjectRef>, n: usize) -> Vec<Vec<ObjectRef
             members.into_iter().map(|(_, o)| o).collect()
         })
         .collect()
-}
-
-struct FlowsPartition {
-    schema: SchemaRef,
-    objects: Arc<Vec<ObjectRef>>,
-    options: DecoderOptions,
-    stats: Arc<ScanStats>,
-    s3: Option<S3Access>,
-    lookahead: usize,
-}
-
-impl fmt::Debug for FlowsPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FlowsPartition")
-            .field("objects", &self.objects.len())
-            .finish()
-    }
-}
-
-impl PartitionStream for FlowsPartition {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let mut builder =
-            RecordBatchReceiverStreamBuilder::new(self.schema.clone(), CHANNEL_CAPACITY);
-        let tx = builder.tx();
-        let objects = self.objects.clone();
-        let options = self.options.clone();
-        let stats = self.stats.clone();
-        // S3 requests run on the runtime executing this plan.
-        let context = ReadContext {
-            s3: self
-                .s3
-                .clone()
-                .zip(tokio::runtime::Handle::try_current().ok()),
-            lookahead: self.lookahead,
-        };
-        // Decoding is CPU work: it runs on the blocking pool and hands batches over a
-        // bounded channel, so a slow consumer holds back the reader instead of piling up.
-        builder.spawn_blocking(move || {
-            let mut emit = |batch| match tx.blocking_send(Ok(batch)) {
-                Ok(()) => ControlFlow::Continue(()),
-                // The consumer hung up (a LIMIT was reached): stop reading.
-                Err(_) => ControlFlow::Break(()),
-            };
-            scan_objects(&objects, &options, &context, &stats, &mut emit)
-                .map_err(|e| DataFusionError::External(Box::new(e)))
-        });
-        builder.build()
-    }
 }
 
 #[cfg(test)]

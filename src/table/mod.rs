@@ -1,6 +1,13 @@
 //! The `flows` table DataFusion queries.
 
+#[cfg(feature = "cluster")]
+mod codec;
+mod flows_scan;
 mod flows_table;
 mod time_filters;
 
+#[cfg(feature = "cluster")]
+pub use codec::{FlowsLogicalCodec, FlowsPhysicalCodec};
+#[cfg(feature = "cluster")]
+pub(crate) use flows_scan::report_in_metric;
 pub use flows_table::FlowsTable;

@@ -4,6 +4,9 @@
 
 mod support;
 
+// Scale-out on a loopback Ballista cluster.
+#[cfg(feature = "cluster")]
+mod cluster;
 mod convert;
 mod detect;
 mod install;
