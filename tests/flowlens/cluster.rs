@@ -149,6 +149,23 @@ fn a_cluster_of_two_executors_answers_as_the_local_engine_over_s3() {
     let local = findings(&here(&args));
     assert!(!local.is_empty());
     assert_eq!(findings(&on(&args)), local);
+
+    // A baseline learnt on the cluster finds what one learnt here does.
+    let dir = tempfile::tempdir().unwrap();
+    let (remote_dir, local_dir) = (dir.path().join("cluster"), dir.path().join("local"));
+    let (remote_dir, local_dir) = (remote_dir.to_str().unwrap(), local_dir.to_str().unwrap());
+    ok(&on(&["baseline", "--out", remote_dir]));
+    ok(&here(&["baseline", "--out", local_dir]));
+    let with = |baseline: &str| {
+        findings(&here(&[
+            "detect",
+            "--output",
+            "jsonl",
+            "--baseline",
+            baseline,
+        ]))
+    };
+    assert_eq!(with(remote_dir), with(local_dir));
 }
 
 #[test]
@@ -194,6 +211,26 @@ fn an_unreachable_scheduler_is_an_error_naming_it() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains(&url), "{}", stderr(&out));
+
+    // Something answers, but not a scheduler: refused at once, not a hang.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = format!("df://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    let out = crate::support::flowlens(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "--source",
+        &sample_logs(),
+        "--cluster",
+        &other,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&other), "{}", stderr(&out));
     let bad = crate::support::flowlens(&[
         "sql",
         "SELECT 1",
