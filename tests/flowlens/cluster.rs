@@ -145,6 +145,17 @@ fn a_cluster_of_two_executors_answers_as_the_local_engine_over_s3() {
     let args = ["query", "top_talkers", "--output", "csv"];
     assert_eq!(ok(&on(&args)), ok(&here(&args)));
 
+    // Parquet objects (as convert writes them) read on the executors too.
+    s3.bucket("parquet");
+    ok(&here(&["convert", "--out", "s3://parquet/"]));
+    let sql = "SELECT action, count(*), sum(bytes), min(start) FROM flows GROUP BY 1 ORDER BY 1";
+    let args = ["sql", sql, "--output", "csv", "--source", "s3://parquet/"];
+    let local = ok(&s3.run(&args));
+    let mut remote = args.to_vec();
+    remote.extend(["--cluster", &cluster.url]);
+    assert_eq!(ok(&s3.run(&remote)), local);
+    assert_eq!(local, ok(&here(&["sql", sql, "--output", "csv"])));
+
     let args = ["detect", "--output", "jsonl"];
     let local = findings(&here(&args));
     assert!(!local.is_empty());
