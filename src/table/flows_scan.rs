@@ -62,6 +62,7 @@ impl S3Link {
 pub(crate) enum Reporting {
     /// The session's stats, read after the query (exit code, bad-line summary).
     Session(Arc<ScanStats>),
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     /// This plan came from another process (a cluster executor): each partition's report
     /// travels back in the plan's metrics ([`REPORT_METRIC`]).
     Metrics,
@@ -327,6 +328,7 @@ fn record_report(metrics: &ExecutionPlanMetricsSet, partition: usize, report: &S
 }
 
 /// The scan reports in a metric's name (see [`REPORT_METRIC`]), if it is one.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) fn report_in_metric(name: &str) -> Option<ScanReport> {
     #[derive(serde::Deserialize)]
     struct Tagged {

@@ -65,6 +65,7 @@ impl FlowsTable {
 
     /// A table rebuilt in a process that received it in a plan (a cluster's scheduler or
     /// executor): scans connect to S3 themselves and report through their metrics.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn received(
         objects: Vec<ObjectRef>,
         options: DecoderOptions,
