@@ -19,33 +19,20 @@ pub async fn scheduler(args: SchedulerArgs) -> Result<ExitCode> {
 }
 
 pub async fn executor(args: ExecutorArgs) -> Result<ExitCode> {
-    let (host, port) = match args.scheduler.rsplit_once(':') {
-        Some((host, port)) => (
-            host,
-            port.parse::<u16>().map_err(|_| {
-                usage(format!(
-                    "--scheduler {}: the port is not a number",
-                    args.scheduler
-                ))
-            })?,
-        ),
-        None => (args.scheduler.as_str(), flowlens::DEFAULT_SCHEDULER_PORT),
-    };
-    let host = host
-        .trim_start_matches("df://")
-        .trim_start_matches("http://");
-    if host.is_empty() {
-        return Err(usage(format!(
+    // The same HOST[:PORT] a client's --cluster takes, with or without its df://.
+    let bare = args.scheduler.trim_start_matches("df://");
+    let scheduler = flowlens::ClusterAddress::parse(&format!("df://{bare}")).map_err(|_| {
+        usage(format!(
             "--scheduler {}: expected HOST:PORT",
             args.scheduler
-        )));
-    }
+        ))
+    })?;
     if args.concurrent_tasks == Some(0) {
         return Err(usage("--concurrent-tasks must be at least 1"));
     }
     flowlens::run_executor(flowlens::ExecutorSettings {
-        scheduler_host: host.to_string(),
-        scheduler_port: port,
+        scheduler_host: scheduler.host,
+        scheduler_port: scheduler.port,
         bind_host: args.bind_host,
         port: args.port,
         grpc_port: args.grpc_port,

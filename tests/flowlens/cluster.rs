@@ -210,18 +210,19 @@ fn an_object_the_executors_cannot_read_is_named_and_the_answer_is_partial() {
 
 #[test]
 fn an_unreachable_scheduler_is_an_error_naming_it() {
-    let port = free_port();
-    let url = format!("df://127.0.0.1:{port}");
-    let out = crate::support::flowlens(&[
-        "sql",
-        "SELECT count(*) FROM flows",
-        "--source",
-        &sample_logs(),
-        "--cluster",
-        &url,
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&url), "{}", stderr(&out));
+    let refused = |url: &str| {
+        let out = crate::support::flowlens(&[
+            "sql",
+            "SELECT count(*) FROM flows",
+            "--source",
+            &sample_logs(),
+            "--cluster",
+            url,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(url), "{}", stderr(&out));
+    };
+    refused(&format!("df://127.0.0.1:{}", free_port()));
 
     // Something answers, but not a scheduler: refused at once, not a hang.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -232,16 +233,7 @@ fn an_unreachable_scheduler_is_an_error_naming_it() {
             let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.1 400 Bad Request\r\n\r\n");
         }
     });
-    let out = crate::support::flowlens(&[
-        "sql",
-        "SELECT count(*) FROM flows",
-        "--source",
-        &sample_logs(),
-        "--cluster",
-        &other,
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&other), "{}", stderr(&out));
+    refused(&other);
     let bad = crate::support::flowlens(&[
         "sql",
         "SELECT 1",
