@@ -26,8 +26,9 @@ pub use cluster::{ExecutorSettings, SchedulerSettings, run_executor, run_schedul
 pub use decode::{Decoder, DecoderOptions};
 pub use detect::{
     BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore, DAY, DetectCatalog, DetectPlan,
-    DetectReport, Finding, FindingsFormat, Severity, any_at_or_above, baseline_listing, detect,
-    evaluate, learn_baseline, read_labels, render_findings,
+    DetectReport, Finding, FindingsFormat, Incident, Severity, any_at_or_above, assign_incidents,
+    baseline_listing, detect, evaluate, learn_baseline, read_labels, render_findings,
+    render_incidents,
 };
 pub use error::{Error, Result};
 pub use failpoint::request_stop;

@@ -1,9 +1,10 @@
 -- name: beaconing
--- description: Regular, periodic small flows from an interface to one new remote address over hours: the pattern of malware calling home
+-- description: Regular, periodic small flows from an interface to one new remote address over hours: the pattern of malware calling home, with a fixed period or with jitter around it (most gaps within max_jitter_percent of the median gap)
 -- param: min_count int = 20: connections at least
 -- param: min_span int = 7200: seconds between the first and the last at least
 -- param: max_avg_bytes int = 20000: average bytes per connection at most
--- param: max_cv_percent int = 15: spread of the gaps between connections (standard deviation over mean) at most
+-- param: max_cv_percent int = 15: spread of the gaps between connections (standard deviation over mean) at most, for a fixed period
+-- param: max_jitter_percent int = 50: for a jittered period, the 10th and 90th percentile gaps within this percent of the median gap
 WITH calls AS (
   SELECT interface_id, account_id, vpc_id, remote, remote_port, start, bytes,
          start - lag(start) OVER (PARTITION BY interface_id, remote, remote_port ORDER BY start) AS gap
@@ -14,7 +15,10 @@ WITH calls AS (
 series AS (
   SELECT interface_id, max(account_id) AS account_id, max(vpc_id) AS vpc_id, remote, remote_port,
          count(*) AS calls, min(start) AS first_call, max(start) AS last_call,
-         avg(bytes) AS avg_bytes, avg(gap) AS mean_gap, stddev(gap) AS sd_gap
+         avg(bytes) AS avg_bytes, avg(gap) AS mean_gap, stddev(gap) AS sd_gap,
+         median(gap) AS median_gap,
+         approx_percentile_cont(CAST(gap AS DOUBLE), 0.1) AS p10_gap,
+         approx_percentile_cont(CAST(gap AS DOUBLE), 0.9) AS p90_gap
   FROM calls GROUP BY interface_id, remote, remote_port
 )
 SELECT 'beaconing' AS kind, s.interface_id, s.account_id, s.vpc_id,
@@ -28,11 +32,14 @@ SELECT 'beaconing' AS kind, s.interface_id, s.account_id, s.vpc_id,
               CAST(round(s.avg_bytes) AS VARCHAR), ' bytes each; the address is new to it') AS summary,
        s.mean_gap AS observed, s.sd_gap AS baseline,
        make_array(s.remote) AS remote_addrs, make_array(s.remote_port) AS ports,
-       s.calls, s.mean_gap AS period_seconds, s.sd_gap AS period_stddev, s.avg_bytes
+       s.calls, s.mean_gap AS period_seconds, s.sd_gap AS period_stddev, s.avg_bytes,
+       CASE WHEN s.sd_gap * 100 <= ${max_cv_percent} * s.mean_gap THEN 'fixed' ELSE 'jittered' END AS period
 FROM series s
 LEFT JOIN (SELECT DISTINCT interface_id, remote FROM base_peers) p
   ON p.interface_id = s.interface_id AND p.remote = s.remote
 WHERE p.interface_id IS NULL
   AND s.calls >= ${min_count} AND s.last_call - s.first_call >= ${min_span}
   AND s.avg_bytes <= ${max_avg_bytes} AND s.mean_gap > 0
-  AND s.sd_gap * 100 <= ${max_cv_percent} * s.mean_gap
+  AND (s.sd_gap * 100 <= ${max_cv_percent} * s.mean_gap
+       OR (s.median_gap > 0 AND s.p10_gap * 100 >= (100 - ${max_jitter_percent}) * s.median_gap
+           AND s.p90_gap * 100 <= (100 + ${max_jitter_percent}) * s.median_gap))

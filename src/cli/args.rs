@@ -319,16 +319,9 @@ pub enum FindingsFormat {
     Jsonl,
     /// OCSF 1.3 Detection Findings (class 2004), one per line.
     Ocsf,
-}
-
-impl From<FindingsFormat> for flowlens::FindingsFormat {
-    fn from(format: FindingsFormat) -> Self {
-        match format {
-            FindingsFormat::Table => flowlens::FindingsFormat::Table,
-            FindingsFormat::Jsonl => flowlens::FindingsFormat::Jsonl,
-            FindingsFormat::Ocsf => flowlens::FindingsFormat::Ocsf,
-        }
-    }
+    /// One incident per line (JSON): its findings, first and last time, remotes and highest
+    /// severity.
+    Incidents,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -374,6 +367,11 @@ pub struct DetectArgs {
     /// Exit with code 4 when a finding at or above this severity exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<flowlens::Severity>,
+
+    /// Print incidents (findings of one interface that tell one story) instead of findings:
+    /// one per line with its findings under it (table), or one JSON object per incident.
+    #[arg(long)]
+    pub group: bool,
 
     /// List every detector threshold with its value and meaning, and exit.
     #[arg(long)]

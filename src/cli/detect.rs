@@ -10,7 +10,8 @@ use super::args::{BaselineArgs, DetectArgs, EvaluateArgs, FindingsFormat, Thresh
 use super::{EXIT_PARTIAL, flows_config, open_session, report, usage};
 use flowlens::{
     BaselineStore, DetectCatalog, DetectPlan, S3Options, any_at_or_above, baseline_listing, detect,
-    evaluate, format_time, learn_baseline, read_labels, render_findings, write_text,
+    evaluate, format_time, learn_baseline, read_labels, render_findings, render_incidents,
+    write_text,
 };
 
 /// Exit code when findings at or above `--fail-on` exist (DESIGN.md).
@@ -145,8 +146,9 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
             eprintln!("flowlens: {warning}");
         }
         eprintln!(
-            "flowlens: {} findings for {} interfaces, {} to {} (baseline {} to {})",
+            "flowlens: {} findings in {} incidents for {} interfaces, {} to {} (baseline {} to {})",
             report.findings.len(),
+            report.incidents.len(),
             report.interfaces.len(),
             format_time(report.window.0),
             format_time(report.window.1),
@@ -161,7 +163,28 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
         },
     );
     let now = chrono::Utc::now().timestamp_millis();
-    let text = render_findings(&report.findings, format.into(), Some(now));
+    let text = match (format, args.group) {
+        (FindingsFormat::Incidents, _) | (FindingsFormat::Jsonl, true) => {
+            render_incidents(&report.incidents, &report.findings, true)
+        }
+        (FindingsFormat::Table, true) => {
+            render_incidents(&report.incidents, &report.findings, false)
+        }
+        (FindingsFormat::Ocsf, true) => {
+            return Err(usage(
+                "--group prints incidents as a table or JSON lines, not OCSF",
+            ));
+        }
+        (FindingsFormat::Table, false) => {
+            render_findings(&report.findings, flowlens::FindingsFormat::Table, Some(now))
+        }
+        (FindingsFormat::Jsonl, false) => {
+            render_findings(&report.findings, flowlens::FindingsFormat::Jsonl, Some(now))
+        }
+        (FindingsFormat::Ocsf, false) => {
+            render_findings(&report.findings, flowlens::FindingsFormat::Ocsf, Some(now))
+        }
+    };
     write_text(&text, args.out.as_deref(), &s3).await?;
     let code = report::finished(&session, started, quiet);
     if let Some(level) = args.fail_on
@@ -207,11 +230,17 @@ pub async fn run_evaluate(args: EvaluateArgs, quiet: bool) -> Result<ExitCode> {
     let labelled: usize = eval.per_kind.iter().map(|k| k.labelled).sum();
     let found: usize = eval.per_kind.iter().map(|k| k.found).sum();
     outln!(
-        "\nrecall {found}/{labelled}; {} findings; {} false alarms over {:.0} interface-days = {:.2} per 50 interface-days",
+        "\nrecall {found}/{labelled}; {} findings; {} false alarms over {:.0} interface-days = {:.2} per 100 interface-days",
         eval.findings,
         eval.false_alarms.len(),
         eval.eni_days,
-        eval.false_alarms_per_50_eni_days()
+        eval.false_alarms_per_100_eni_days()
+    )?;
+    outln!(
+        "{} incidents for {} labelled attacks found = {:.2} per attack",
+        eval.attack_incidents,
+        eval.attacks_found,
+        eval.incidents_per_attack()
     )?;
     for l in &eval.missed {
         outln!(

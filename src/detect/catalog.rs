@@ -27,7 +27,8 @@ static FOLDS: &[(&str, &str)] = sql!["fold/": "fold_history", "fold_peers", "fol
 /// One detector per finding kind (the CONTRACT's kinds).
 static DETECTORS: &[(&str, &str)] = sql!["":
     "port_scan", "brute_force", "dos", "exfiltration", "volume_spike", "unusual_port",
-    "new_peer", "beaconing", "nacl_return_reject", "reject_spike",
+    "new_peer", "beaconing", "nacl_return_reject", "reject_spike", "outbound_scan",
+    "outbound_brute_force", "outbound_dos", "dns_anomaly",
 ];
 
 /// Parameters the pipeline sets itself; they are not user thresholds.
@@ -234,7 +235,7 @@ mod tests {
         folds.sort();
         assert_eq!(names(&dir.join("fold")), folds);
         let catalog = DetectCatalog::builtin().unwrap();
-        assert_eq!(catalog.detectors().len(), 10);
+        assert_eq!(catalog.detectors().len(), 14);
     }
 
     #[test]

@@ -72,15 +72,28 @@ pub struct Evaluation {
     pub missed: Vec<Label>,
     pub false_alarms: Vec<Finding>,
     pub findings: usize,
+    /// Incidents with a labelled attack behind them, and labels with a finding behind
+    /// them: their ratio is how many incidents a person sees per attack.
+    pub attack_incidents: usize,
+    pub attacks_found: usize,
     pub windows: Vec<(i64, i64)>,
 }
 
 impl Evaluation {
-    pub fn false_alarms_per_50_eni_days(&self) -> f64 {
+    pub fn false_alarms_per_100_eni_days(&self) -> f64 {
         if self.eni_days == 0.0 {
             0.0
         } else {
-            self.false_alarms.len() as f64 * 50.0 / self.eni_days
+            self.false_alarms.len() as f64 * 100.0 / self.eni_days
+        }
+    }
+
+    /// Incidents a person sees per labelled attack found (1.0 is one each).
+    pub fn incidents_per_attack(&self) -> f64 {
+        if self.attacks_found == 0 {
+            0.0
+        } else {
+            self.attack_incidents as f64 / self.attacks_found as f64
         }
     }
 }
@@ -176,5 +189,19 @@ pub async fn evaluate(
         .cloned()
         .collect();
     evaluation.findings = findings.len();
+    // Incidents were numbered per window; a finding's incident with any label behind it.
+    let mut incidents = std::collections::BTreeSet::new();
+    for f in &findings {
+        if labels.iter().any(|l| matches(f, l))
+            && let Some(id) = &f.incident_id
+        {
+            incidents.insert(id.clone());
+        }
+    }
+    evaluation.attack_incidents = incidents.len();
+    evaluation.attacks_found = labels
+        .iter()
+        .filter(|l| findings.iter().any(|f| matches(f, l)))
+        .count();
     Ok(evaluation)
 }

@@ -52,6 +52,8 @@ impl fmt::Display for Severity {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
     pub finding_id: String,
+    /// The incident it belongs to (findings of one interface that tell one story).
+    pub incident_id: Option<String>,
     pub kind: String,
     pub severity: Severity,
     pub interface_id: String,
@@ -131,6 +133,7 @@ impl Finding {
                     finding_id: stable_hash(&format!(
                         "{kind}|{interface_id}|{window_start}|{first_remote}"
                     )),
+                    incident_id: None,
                     severity,
                     account_id: text(&row, "account_id"),
                     vpc_id: text(&row, "vpc_id"),
@@ -172,6 +175,7 @@ impl Finding {
             "window_end": format_time(self.window_end),
             "score": (self.score * 100.0).round() / 100.0,
             "summary": self.summary,
+            "incident_id": self.incident_id,
             "evidence": self.evidence,
         })
     }
@@ -225,7 +229,7 @@ impl Finding {
                 "account": { "uid": self.account_id, "type": "AWS Account", "type_id": 10 },
             },
             "resources": [resource],
-            "unmapped": { "evidence": self.evidence },
+            "unmapped": { "evidence": self.evidence, "incident_id": self.incident_id },
         })
     }
 }
@@ -300,6 +304,7 @@ mod tests {
         // overflowed the OCSF milliseconds.
         let f = Finding {
             finding_id: "0".into(),
+            incident_id: None,
             kind: "dos\n\"x".into(),
             severity: Severity::High,
             interface_id: "eni-\u{1b}[2J".into(),

@@ -6,6 +6,7 @@ mod baseline;
 mod catalog;
 mod evaluate;
 mod finding;
+mod incident;
 mod pipeline;
 mod tables;
 
@@ -13,6 +14,7 @@ pub use baseline::{BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore};
 pub use catalog::DetectCatalog;
 pub use evaluate::{evaluate, read_labels};
 pub use finding::{Finding, FindingsFormat, Severity, render_findings};
+pub use incident::{Incident, assign_incidents, render_incidents};
 pub use pipeline::{DAY, DetectReport, Pipeline, any_at_or_above, default_window};
 
 use crate::error::{Error, Result};
@@ -120,6 +122,7 @@ pub async fn detect(
     let Some((start, end)) = window_of(&pipeline, plan).await? else {
         return Ok(DetectReport {
             findings: Vec::new(),
+            incidents: Vec::new(),
             window: (0, 0),
             baseline: (0, 0),
             interfaces: Vec::new(),

@@ -11,6 +11,7 @@ use futures::future::try_join_all;
 use super::baseline::{Baseline, BaselineMeta};
 use super::catalog::DetectCatalog;
 use super::finding::{Finding, Severity};
+use super::incident::{Incident, assign_incidents};
 use super::tables::{Table, register, run};
 use crate::error::{Error, Result};
 use crate::query::FlowsSession;
@@ -25,6 +26,8 @@ pub const DAY: i64 = 86_400;
 #[derive(Clone, Debug)]
 pub struct DetectReport {
     pub findings: Vec<Finding>,
+    /// The findings grouped by story; each finding's `incident_id` names its incident.
+    pub incidents: Vec<Incident>,
     pub window: (i64, i64),
     pub baseline: (i64, i64),
     /// Interfaces seen in the window and the hours of baseline each had.
@@ -322,7 +325,8 @@ impl<'a> Pipeline<'a> {
             Ok::<_, Error>(found)
         }))
         .await?;
-        let findings = dedupe(found.into_iter().flatten().collect());
+        let mut findings = dedupe(found.into_iter().flatten().collect());
+        let incidents = assign_incidents(&mut findings);
 
         let history = run(
             self.session,
@@ -366,6 +370,7 @@ impl<'a> Pipeline<'a> {
         }
         Ok(DetectReport {
             findings,
+            incidents,
             window: (start, end),
             baseline,
             interfaces,
@@ -479,12 +484,22 @@ pub fn default_window(latest: i64) -> (i64, i64) {
     (end - DAY, end)
 }
 
-/// A broad finding that a more specific one explains is dropped: a volume spike during a
-/// DoS or an exfiltration, a reject spike during a scan, brute force, DoS or ACL problem.
+/// A broad finding that a more specific one explains is dropped: a volume spike during an
+/// attack that moves traffic (a DoS, an exfiltration, a scan, a flood, DNS tunnelling, an
+/// ACL dropping replies), a reject spike during a scan, brute force, DoS or ACL problem.
 fn dedupe(findings: Vec<Finding>) -> Vec<Finding> {
     let explained_by = |kind: &str| -> &[&str] {
         match kind {
-            "volume_spike" => &["dos", "exfiltration"],
+            "volume_spike" => &[
+                "dos",
+                "exfiltration",
+                "outbound_dos",
+                "outbound_scan",
+                "outbound_brute_force",
+                "dns_anomaly",
+                "nacl_return_reject",
+                "brute_force",
+            ],
             "reject_spike" => &["port_scan", "brute_force", "dos", "nacl_return_reject"],
             _ => &[],
         }
@@ -504,6 +519,9 @@ fn dedupe(findings: Vec<Finding>) -> Vec<Finding> {
             .then(b.severity.cmp(&a.severity))
             .then(a.interface_id.cmp(&b.interface_id))
             .then(a.kind.cmp(&b.kind))
+            // Findings of one kind in one window (brute force from several addresses) in a
+            // stable order, whatever order the query returned them in.
+            .then(a.finding_id.cmp(&b.finding_id))
     });
     kept
 }

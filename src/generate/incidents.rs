@@ -7,7 +7,10 @@ use super::traffic::{Record, Status, WINDOW};
 /// One labelled incident: the kind a detector should report, where and when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incident {
+    /// The finding kind that should report it (its label).
     pub kind: &'static str,
+    /// Which story the generator tells: the kind, or a variant of it (`slow_port_scan`).
+    pub story: &'static str,
     pub eni: usize,
     pub start: i64,
     pub end: i64,
@@ -19,9 +22,13 @@ const HOUR: i64 = 3600;
 /// Kinds whose role is missing from a small estate are left out.
 pub fn plan(estate: &Estate, day: i64) -> Vec<Incident> {
     let first = |role| estate.with_role(role).next().map(|e| e.index);
-    let at = |kind, role, from: i64, to: i64| {
+    let at = |story: &'static str, role, from: i64, to: i64| {
         first(role).map(|eni| Incident {
-            kind,
+            kind: story
+                .strip_prefix("slow_")
+                .or_else(|| story.strip_prefix("jittered_"))
+                .unwrap_or(story),
+            story,
             eni,
             start: day + from,
             end: day + to,
@@ -29,7 +36,7 @@ pub fn plan(estate: &Estate, day: i64) -> Vec<Incident> {
     };
     [
         at("port_scan", Role::Web, 3 * HOUR + 600, 3 * HOUR + 900),
-        at("brute_force", Role::Bastion, 4 * HOUR, 5 * HOUR),
+        at("brute_force", Role::Bastion, 4 * HOUR, 6 * HOUR),
         at("dos", Role::Web, 13 * HOUR, 14 * HOUR),
         at("exfiltration", Role::Db, 2 * HOUR, 3 * HOUR),
         at("volume_spike", Role::App, 15 * HOUR, 16 * HOUR),
@@ -38,6 +45,14 @@ pub fn plan(estate: &Estate, day: i64) -> Vec<Incident> {
         at("beaconing", Role::Batch, 8 * HOUR, 16 * HOUR),
         at("nacl_return_reject", Role::App, 11 * HOUR, 12 * HOUR),
         at("reject_spike", Role::Db, 18 * HOUR, 20 * HOUR),
+        // The second wave: what a taken-over interface does, and slow attacks.
+        at("outbound_scan", Role::App, 20 * HOUR, 20 * HOUR + 1200),
+        at("outbound_brute_force", Role::Task, 16 * HOUR, 17 * HOUR),
+        at("outbound_dos", Role::Batch, 12 * HOUR, 13 * HOUR),
+        at("dns_anomaly", Role::Bastion, 7 * HOUR, 10 * HOUR),
+        at("slow_port_scan", Role::Nat, 12 * HOUR, 20 * HOUR),
+        at("slow_exfiltration", Role::Task, 4 * HOUR, 16 * HOUR),
+        at("jittered_beaconing", Role::Db, 6 * HOUR, 16 * HOUR),
     ]
     .into_iter()
     .flatten()
@@ -81,7 +96,7 @@ pub fn records(
     let me = eni.addr.as_str();
     let at = |rng: &mut fastrand::Rng| rng.i64(from..to).min(window + WINDOW - 3);
     let peer = |role| estate.with_role(role).next().map(|e| e.addr.clone());
-    match incident.kind {
+    match incident.story {
         "port_scan" => {
             // 5.188.10.41 walks 400 ports in five minutes; the security group rejects them.
             for i in 0..((to - from) * 400 / (incident.end - incident.start)) as u16 {
@@ -95,12 +110,15 @@ pub fn records(
             }
         }
         "brute_force" => {
-            // 45.155.205.233 tries SSH logins: hundreds of short accepted sessions.
+            // Three addresses of one botnet try SSH logins over two hours: hundreds of short
+            // accepted sessions (one incident, not six findings).
             for _ in 0..70 {
+                let attacker =
+                    ["45.155.205.233", "45.155.205.234", "45.155.205.240"][rng.usize(..3)];
                 let t = at(rng);
                 let port = rng.u16(32768..61000);
-                out.push(record("45.155.205.233", me, port, 22, t, true));
-                out.push(record(me, "45.155.205.233", 22, port, t, false));
+                out.push(record(attacker, me, port, 22, t, true));
+                out.push(record(me, attacker, 22, port, t, false));
             }
         }
         "dos" => {
@@ -183,14 +201,116 @@ pub fn records(
             }
         }
         "nacl_return_reject" => {
-            // Requests out are accepted; the network ACL drops the replies.
-            for _ in 0..10 {
+            // Requests out are accepted; the network ACL drops the replies, from every one of
+            // twelve peers (one mistake, one incident).
+            for i in 0..120u8 {
+                let peer = format!("104.16.{}.1", 1 + i % 12);
                 let port = rng.u16(32768..61000);
                 let t = at(rng);
-                out.push(record(me, "104.16.1.1", port, 443, t, false));
-                let mut reply = record("104.16.1.1", me, 443, port, t, true);
+                out.push(record(me, &peer, port, 443, t, false));
+                let mut reply = record(&peer, me, 443, port, t, true);
                 reply.accept = false;
                 out.push(reply);
+            }
+        }
+        "outbound_scan" => {
+            // A taken-over application server sweeps its network for SMB: 600 addresses in
+            // twenty minutes, a few of which answer.
+            for i in 0..((to - from) * 600 / (incident.end - incident.start)) {
+                let target = format!("10.0.{}.{}", (i / 250) % 4, 1 + i % 250);
+                let port = rng.u16(32768..61000);
+                let t = at(rng);
+                let mut r = record(me, &target, port, 445, t, false);
+                r.packets = 2;
+                r.bytes = 120;
+                r.tcp_flags = 2;
+                out.push(r);
+                if i % 10 == 0 {
+                    let mut reply = record(&target, me, 445, port, t, true);
+                    reply.tcp_flags = 4;
+                    out.push(reply);
+                }
+            }
+        }
+        "outbound_brute_force" => {
+            // The task guesses SSH passwords on three hosts elsewhere: short sessions.
+            for _ in 0..(3 * 80 * (to - from) / (incident.end - incident.start)) {
+                let target = ["159.89.14.20", "159.89.14.21", "167.71.3.9"][rng.usize(..3)];
+                let port = rng.u16(32768..61000);
+                let t = at(rng);
+                out.push(record(me, target, port, 22, t, false));
+                out.push(record(target, me, 22, port, t, true));
+            }
+        }
+        "outbound_dos" => {
+            // The batch worker floods one address with UDP.
+            for _ in 0..(300 * (to - from) / (incident.end - incident.start)) {
+                let mut r = record(me, "62.210.33.7", rng.u16(1024..65535), 80, at(rng), false);
+                r.protocol = 17;
+                r.packets = 4000 + rng.u64(..2000);
+                r.bytes = r.packets * 512;
+                out.push(r);
+            }
+        }
+        "dns_anomaly" => {
+            // DNS tunnelling: hundreds of queries an hour straight to an outside resolver.
+            for _ in 0..(900 * (to - from) / HOUR) {
+                let port = rng.u16(32768..61000);
+                let t = at(rng);
+                let mut q = record(me, "185.220.101.4", port, 53, t, false);
+                q.protocol = 17;
+                q.packets = 1;
+                q.bytes = 180 + rng.u64(..60);
+                out.push(q);
+                let mut a = record("185.220.101.4", me, 53, port, t, true);
+                a.protocol = 17;
+                a.packets = 1;
+                a.bytes = 120 + rng.u64(..300);
+                out.push(a);
+            }
+        }
+        "slow_port_scan" => {
+            // One port every three minutes for eight hours: no five minutes see more than two.
+            let mut t = incident.start + 29;
+            let mut i = 0u16;
+            while t < incident.end {
+                if t >= window && t < window + WINDOW - 3 {
+                    let port = 1 + (i * 211) % 20_000;
+                    let mut r = record("5.101.44.9", me, 50_000 + i, port, t, true);
+                    r.accept = false;
+                    r.packets = 1;
+                    r.bytes = 44;
+                    r.tcp_flags = 2;
+                    out.push(r);
+                }
+                t += 180;
+                i += 1;
+            }
+        }
+        "slow_exfiltration" => {
+            // Uploads to a new network all day, each hour below what an hour would flag.
+            for _ in 0..(8 * (to - from) / HOUR).max(1) {
+                let port = rng.u16(32768..61000);
+                let mut r = record(me, "92.63.197.12", port, 443, at(rng), false);
+                r.bytes = 5_000_000 + rng.u64(..2_000_000);
+                r.packets = r.bytes / 1400;
+                out.push(r);
+                out.push(record("92.63.197.12", me, 443, port, at(rng), true));
+            }
+        }
+        "jittered_beaconing" => {
+            // A call home every five minutes, each sleep 30% shorter or longer at random (how
+            // implants' jitter works).
+            let mut t = incident.start + 41;
+            let mut k = 0i64;
+            while t < incident.end {
+                if t >= window && t < window + WINDOW - 3 {
+                    let port = 40_000 + (k % 20_000) as u16;
+                    out.push(record(me, "45.33.32.156", port, 443, t, false));
+                    out.push(record("45.33.32.156", me, 443, port, t, true));
+                }
+                k += 1;
+                t += 300 + (k * 7919 + eni.index as i64 * 31) % 181 - 90;
             }
         }
         "reject_spike" => {

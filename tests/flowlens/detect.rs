@@ -4,17 +4,23 @@
 
 use crate::support::*;
 
-const KINDS: [&str; 10] = [
-    "port_scan",
-    "brute_force",
-    "dos",
-    "exfiltration",
-    "volume_spike",
-    "unusual_port",
-    "new_peer",
-    "beaconing",
-    "nacl_return_reject",
-    "reject_spike",
+/// Every kind, and how many labelled incidents of it the generated estate holds (a slow port
+/// scan, a slow exfiltration and a jittered beacon besides the fast ones).
+const KINDS: [(&str, usize); 14] = [
+    ("port_scan", 2),
+    ("brute_force", 1),
+    ("dos", 1),
+    ("exfiltration", 2),
+    ("volume_spike", 1),
+    ("unusual_port", 1),
+    ("new_peer", 1),
+    ("beaconing", 2),
+    ("nacl_return_reject", 1),
+    ("reject_spike", 1),
+    ("outbound_scan", 1),
+    ("outbound_brute_force", 1),
+    ("outbound_dos", 1),
+    ("dns_anomaly", 1),
 ];
 
 #[test]
@@ -24,13 +30,13 @@ fn detection_finds_every_labelled_incident_and_is_quiet_otherwise() {
     let out = flowlens(&["evaluate", "-s", dir.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for kind in KINDS {
+    for (kind, n) in KINDS {
         assert!(
-            text.contains(&format!("| {kind} | 1 | 1 | 0 |")),
+            text.contains(&format!("| {kind} | {n} | {n} | 0 |")),
             "{kind} not found cleanly:\n{text}"
         );
     }
-    assert!(text.contains("recall 10/10;"), "{text}");
+    assert!(text.contains("recall 17/17;"), "{text}");
     assert!(
         text.contains(" 0 false alarms over 7 interface-days"),
         "{text}"
@@ -57,7 +63,7 @@ fn detection_finds_every_labelled_incident_and_is_quiet_otherwise() {
     );
     assert_eq!(stdout(&out), "", "findings on clean traffic");
     assert!(
-        stderr(&out).contains("0 findings for 7 interfaces"),
+        stderr(&out).contains("0 findings in 0 incidents for 7 interfaces"),
         "{}",
         stderr(&out)
     );
@@ -88,7 +94,9 @@ fn detect_cli_contract_jsonl_ocsf_and_fail_on() {
             "{f}"
         );
         let kind = f["kind"].as_str().unwrap();
-        assert!(KINDS.contains(&kind), "{f}");
+        assert!(KINDS.iter().any(|(k, _)| *k == kind), "{f}");
+        let incident = f["incident_id"].as_str().unwrap();
+        assert!(incident.len() == 16, "{f}");
         kinds.insert(kind.to_string());
         assert!(["low", "medium", "high", "critical"].contains(&f["severity"].as_str().unwrap()));
         assert!(f["interface_id"].as_str().unwrap().starts_with("eni-"));
@@ -112,10 +120,84 @@ fn detect_cli_contract_jsonl_ocsf_and_fail_on() {
             "{f}"
         );
     }
-    assert_eq!(kinds.len(), 10, "{kinds:?}");
+    assert_eq!(kinds.len(), KINDS.len(), "{kinds:?}");
     // The same run gives the same ids.
     let again = flowlens(&["detect", "-s", src, "-o", "jsonl"]);
     assert_eq!(stdout(&again), stdout(&out));
+
+    // One incident per story: the NACL mistake's twelve peers, the botnet's three addresses
+    // over two hours.
+    let incident_of = |kind: &str| -> std::collections::BTreeSet<&str> {
+        findings
+            .iter()
+            .filter(|f| f["kind"] == kind)
+            .map(|f| f["incident_id"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        findings
+            .iter()
+            .filter(|f| f["kind"] == "nacl_return_reject")
+            .count(),
+        12
+    );
+    assert_eq!(incident_of("nacl_return_reject").len(), 1);
+    assert!(
+        findings
+            .iter()
+            .filter(|f| f["kind"] == "brute_force")
+            .count()
+            >= 3
+    );
+    assert_eq!(incident_of("brute_force").len(), 1);
+    let grouped = flowlens(&["detect", "-s", src, "-o", "incidents"]);
+    assert!(grouped.status.success(), "{}", stderr(&grouped));
+    let incidents: Vec<serde_json::Value> = stdout(&grouped)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(incidents.len() < findings.len() / 2, "{}", stdout(&grouped));
+    let mut listed = 0;
+    for i in &incidents {
+        let id = i["incident_id"].as_str().unwrap();
+        let members: Vec<&serde_json::Value> =
+            findings.iter().filter(|f| f["incident_id"] == id).collect();
+        assert_eq!(
+            i["finding_ids"].as_array().unwrap().len(),
+            members.len(),
+            "{i}"
+        );
+        listed += members.len();
+        let highest = members.iter().map(|f| severity_rank(&f["severity"])).max();
+        assert_eq!(Some(severity_rank(&i["severity"])), highest, "{i}");
+        for t in ["first", "last"] {
+            assert!(chrono::DateTime::parse_from_rfc3339(i[t].as_str().unwrap()).is_ok());
+        }
+        assert!(!i["kinds"].as_array().unwrap().is_empty() && i["summary"].is_string());
+    }
+    assert_eq!(listed, findings.len());
+    let nacl = incident_of("nacl_return_reject");
+    let nacl = incidents
+        .iter()
+        .find(|i| nacl.contains(i["incident_id"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(nacl["remote_addrs"].as_array().unwrap().len(), 12, "{nacl}");
+    // For people: one line per incident, its findings under it.
+    let table = flowlens(&["detect", "-s", src, "--group", "-o", "table"]);
+    let text = stdout(&table);
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" incident ")).count(),
+        incidents.len(),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.trim_start().starts_with("- "))
+            .count(),
+        findings.len()
+    );
+    let ocsf_grouped = flowlens(&["detect", "-s", src, "--group", "-o", "ocsf"]);
+    assert_eq!(ocsf_grouped.status.code(), Some(2));
 
     let ocsf = flowlens(&["detect", "-s", src, "-o", "ocsf", "--fail-on", "critical"]);
     assert_eq!(ocsf.status.code(), Some(4));
@@ -153,7 +235,7 @@ fn detect_cli_contract_jsonl_ocsf_and_fail_on() {
     );
     let bad = flowlens(&["detect", "-s", src, "-p", "port_scan.nope=1"]);
     assert_eq!(bad.status.code(), Some(2));
-    // Thresholds change what is found: a port scan needs 500 ports now.
+    // Thresholds change what is found: a port scan, fast or slow, needs 500 ports now.
     let strict = flowlens(&[
         "detect",
         "-s",
@@ -162,8 +244,17 @@ fn detect_cli_contract_jsonl_ocsf_and_fail_on() {
         "jsonl",
         "-p",
         "port_scan.min_ports=500",
+        "-p",
+        "port_scan.slow_min_ports=500",
     ]);
     assert!(!stdout(&strict).contains("\"kind\":\"port_scan\""));
+}
+
+fn severity_rank(severity: &serde_json::Value) -> usize {
+    ["low", "medium", "high", "critical"]
+        .iter()
+        .position(|s| severity == *s)
+        .unwrap()
 }
 
 /// The median of one interface's weekday hour-of-day slot in a stored baseline's hourly
@@ -284,7 +375,7 @@ fn baseline_is_robust_to_an_outlier_hour_and_stored_baselines_detect_alike() {
             .collect()
     };
     let learnt = kinds(&[]);
-    assert_eq!(learnt.len(), 10, "{learnt:?}");
+    assert_eq!(learnt.len(), KINDS.len(), "{learnt:?}");
     assert_eq!(
         kinds(&["--baseline", with_outlier.to_str().unwrap()]),
         learnt

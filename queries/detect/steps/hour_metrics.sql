@@ -9,13 +9,27 @@ WITH h AS (
          CAST(coalesce(sum(records) FILTER (WHERE direction = 'ingress' AND log_status = 'OK'), 0) AS DOUBLE) AS in_flows,
          CAST(count(DISTINCT remote) FILTER (WHERE direction = 'ingress' AND log_status = 'OK') AS DOUBLE) AS in_sources,
          CAST(coalesce(sum(bytes) FILTER (WHERE direction = 'egress' AND public_remote), 0) AS DOUBLE) AS out_public_bytes,
-         CAST(coalesce(sum(records) FILTER (WHERE action = 'REJECT'), 0) AS DOUBLE) AS rejects
+         CAST(coalesce(sum(records) FILTER (WHERE action = 'REJECT'), 0) AS DOUBLE) AS rejects,
+         -- Services the interface itself opened: distinct remote address and port pairs (a
+         -- sweep or a vertical scan is hundreds of them in an hour).
+         CAST(count(DISTINCT concat(remote, '/', CAST(service_port AS VARCHAR)))
+                FILTER (WHERE direction = 'egress' AND service_side = 'remote' AND log_status = 'OK') AS DOUBLE) AS out_targets
   FROM traffic
+  GROUP BY interface_id, hour
+),
+-- The most packets the interface sent to any one remote address in the hour (a flood).
+top AS (
+  SELECT interface_id, hour, max(packets) AS top_out_packets
+  FROM (SELECT interface_id, hour, remote, sum(packets) AS packets FROM traffic
+        WHERE direction = 'egress' AND log_status = 'OK' AND remote IS NOT NULL
+        GROUP BY interface_id, hour, remote) r
   GROUP BY interface_id, hour
 )
 -- One row per metric: the two arrays unnest side by side, so `h` is computed once (a UNION ALL
--- of seven SELECTs over `h` computed it seven times).
-SELECT interface_id, account_id, vpc_id, hour, hod, weekend,
-       unnest(make_array('flows', 'bytes', 'packets', 'in_flows', 'in_sources', 'out_public_bytes', 'rejects')) AS metric,
-       unnest(make_array(flows, bytes, packets, in_flows, in_sources, out_public_bytes, rejects)) AS value
-FROM h
+-- of nine SELECTs over `h` computed it nine times).
+SELECT h.interface_id, h.account_id, h.vpc_id, h.hour, h.hod, h.weekend,
+       unnest(make_array('flows', 'bytes', 'packets', 'in_flows', 'in_sources', 'out_public_bytes', 'rejects',
+                         'out_targets', 'top_out_packets')) AS metric,
+       unnest(make_array(h.flows, h.bytes, h.packets, h.in_flows, h.in_sources, h.out_public_bytes, h.rejects,
+                         h.out_targets, CAST(coalesce(t.top_out_packets, 0) AS DOUBLE))) AS value
+FROM h LEFT JOIN top t ON t.interface_id = h.interface_id AND t.hour = h.hour
