@@ -1,10 +1,12 @@
 -- name: beaconing
 -- description: Regular, periodic small flows from an interface to one new remote address over hours: the pattern of malware calling home, with a fixed period or with jitter around it (most gaps within max_jitter_percent of the median gap)
+-- uses: ip_network (flowlens function)
 -- param: min_count int = 20: connections at least
 -- param: min_span int = 7200: seconds between the first and the last at least
 -- param: max_avg_bytes int = 20000: average bytes per connection at most
 -- param: max_cv_percent int = 15: spread of the gaps between connections (standard deviation over mean) at most, for a fixed period
 -- param: max_jitter_percent int = 50: for a jittered period, the 10th and 90th percentile gaps within this percent of the median gap
+-- param: min_history int = 24: hours of baseline the interface needs (to every address an interface without history is new)
 WITH calls AS (
   SELECT interface_id, account_id, vpc_id, remote, remote_port, start, bytes,
          start - lag(start) OVER (PARTITION BY interface_id, remote, remote_port ORDER BY start) AS gap
@@ -35,9 +37,11 @@ SELECT 'beaconing' AS kind, s.interface_id, s.account_id, s.vpc_id,
        s.calls, s.mean_gap AS period_seconds, s.sd_gap AS period_stddev, s.avg_bytes,
        CASE WHEN s.sd_gap * 100 <= ${max_cv_percent} * s.mean_gap THEN 'fixed' ELSE 'jittered' END AS period
 FROM series s
+JOIN base_enis e ON e.interface_id = s.interface_id AND e.history_hours >= ${min_history}
 LEFT JOIN (SELECT DISTINCT interface_id, remote FROM base_peers) p
   ON p.interface_id = s.interface_id AND p.remote = s.remote
-WHERE p.interface_id IS NULL
+LEFT JOIN fleet_changes c ON c.interface_id = s.interface_id AND c.remote_net = ip_network(s.remote, 24, 48)
+WHERE p.interface_id IS NULL AND c.interface_id IS NULL
   AND s.calls >= ${min_count} AND s.last_call - s.first_call >= ${min_span}
   AND s.avg_bytes <= ${max_avg_bytes} AND s.mean_gap > 0
   AND (s.sd_gap * 100 <= ${max_cv_percent} * s.mean_gap

@@ -57,9 +57,10 @@ daily AS (
   GROUP BY interface_id
 ),
 new_remotes AS (
-  SELECT interface_id, remote, sum(bytes) AS bytes, count(DISTINCT hour) AS hours,
-         min(hour) AS first_hour, max(hour) AS last_hour, max(port) AS port
-  FROM dest WHERE new_network GROUP BY interface_id, remote
+  SELECT d.interface_id, d.remote, sum(d.bytes) AS bytes, count(DISTINCT d.hour) AS hours,
+         min(d.hour) AS first_hour, max(d.hour) AS last_hour, max(d.port) AS port
+  FROM dest d LEFT JOIN fleet_changes c ON c.interface_id = d.interface_id AND c.remote_net = d.remote_net
+  WHERE d.new_network AND c.interface_id IS NULL GROUP BY d.interface_id, d.remote
 ),
 spread AS (
   SELECT interface_id, sum(bytes) AS new_bytes, max(hours) AS hours,

@@ -15,9 +15,11 @@ WITH peers AS (
   LEFT JOIN (SELECT DISTINCT interface_id, remote_net FROM base_peers) p
     ON p.interface_id = t.interface_id AND p.remote_net = t.remote_net
   JOIN base_enis e ON e.interface_id = t.interface_id
+  -- A network the fleet started on together is a change (fleet_changes), not this interface's.
+  LEFT JOIN fleet_changes c ON c.interface_id = t.interface_id AND c.remote_net = t.remote_net
   WHERE t.hour >= ${window_start} AND t.hour < ${window_end}
     AND t.action = 'ACCEPT' AND t.log_status = 'OK' AND t.public_remote
-    AND t.service_side = 'remote' AND p.interface_id IS NULL
+    AND t.service_side = 'remote' AND p.interface_id IS NULL AND c.interface_id IS NULL
     AND e.history_hours >= ${min_history}
   GROUP BY t.interface_id, t.remote_net
 )

@@ -6,6 +6,7 @@
 -- param: min_attempts int = 30: sessions to one address in one hour at least
 -- param: factor int = 5: times the baseline's busiest single remote on that port in an hour
 -- param: max_avg_bytes int = 50000: average bytes per session at most (logins, not file copies)
+-- param: min_history int = 24: hours of baseline the interface needs (a new CI runner's git clones have none to compare with)
 SELECT 'outbound_brute_force' AS kind, t.interface_id, max(t.account_id) AS account_id, max(t.vpc_id) AS vpc_id,
        t.hour AS window_start, t.hour + 3600 AS window_end,
        CAST(sum(t.records) AS DOUBLE) / greatest(CAST(${min_attempts} AS DOUBLE), ${factor} * CAST(coalesce(max(p.max_remote_hour_flows), 0) AS DOUBLE)) AS score,
@@ -22,6 +23,7 @@ SELECT 'outbound_brute_force' AS kind, t.interface_id, max(t.account_id) AS acco
        sum(t.records) AS sessions, coalesce(sum(t.bytes), 0) AS bytes,
        coalesce(sum(t.records) FILTER (WHERE t.action = 'REJECT'), 0) AS rejected
 FROM traffic t
+JOIN base_enis e ON e.interface_id = t.interface_id AND e.history_hours >= ${min_history}
 LEFT JOIN base_ports p
   ON p.interface_id = t.interface_id AND p.protocol = t.protocol
  AND p.service_side = 'remote' AND p.service_port = t.remote_port

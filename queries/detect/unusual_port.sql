@@ -17,10 +17,11 @@ WITH seen AS (
     ON p.interface_id = t.interface_id AND p.protocol = t.protocol
    AND p.service_side = t.service_side AND p.service_port = t.service_port
   JOIN base_enis e ON e.interface_id = t.interface_id
+  LEFT JOIN fleet_changes c ON c.interface_id = t.interface_id AND c.remote_net = t.remote_net
   WHERE t.hour >= ${window_start} AND t.hour < ${window_end}
     AND t.action = 'ACCEPT' AND t.log_status = 'OK'
     AND t.service_port IS NOT NULL AND t.service_port >= 0
-    AND p.interface_id IS NULL AND e.history_hours >= ${min_history}
+    AND p.interface_id IS NULL AND e.history_hours >= ${min_history} AND c.interface_id IS NULL
   GROUP BY t.interface_id, t.protocol, t.service_side, t.service_port
 )
 SELECT 'unusual_port' AS kind, interface_id, account_id, vpc_id, window_start, window_end,

@@ -21,10 +21,10 @@ hits AS (
   FROM d
   WHERE history_hours >= ${min_history}
     AND value >= ${ratio} * greatest(median, 1.0) AND value * 100 >= ${over_max_percent} * max
-    -- An hour the interface is usually idle in (median 0) says little about how much it moves
-    -- when it does work: a bursty interface (a batch worker's odd upload) must also pass the
-    -- largest hour of its whole day type, not only the few busy days of that hour.
-    AND (median > 0 OR value * 100 >= ${over_max_percent} * coalesce(day_max, max))
+    -- A burst that comes at a different hour every day (image pulls, CI jobs, a batch
+    -- worker's odd upload) is within the interface's usual day, not its usual hour: a spike
+    -- must also pass the largest hour of its whole day type.
+    AND value * 100 >= ${over_max_percent} * coalesce(day_max, max)
     AND score >= ${min_score}
     AND value >= CASE metric WHEN 'bytes' THEN ${min_bytes} WHEN 'packets' THEN ${min_packets} ELSE ${min_flows} END
 ),

@@ -18,7 +18,7 @@ macro_rules! sql {
 /// Steps, in the order they run.
 static STEPS: &[(&str, &str)] = sql!["steps/":
     "rollup", "addr_shares", "local_addrs", "traffic", "hour_metrics", "base_enis", "base_hours", "base_peers",
-    "base_ports", "recent", "deviations",
+    "base_ports", "recent", "deviations", "fleet_changes",
 ];
 
 /// How a baseline takes in a new period's summary.

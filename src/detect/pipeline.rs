@@ -309,7 +309,8 @@ impl<'a> Pipeline<'a> {
         // Independent queries run side by side, as in `summarise`.
         futures::try_join!(
             self.step("recent", &window),
-            self.step("deviations", &window)
+            self.step("deviations", &window),
+            self.step("fleet_changes", &window)
         )?;
         let found = try_join_all(self.catalog.detectors().iter().map(|detector| async {
             let started = Instant::now();
@@ -359,8 +360,7 @@ impl<'a> Pipeline<'a> {
         if !thin.is_empty() {
             warnings.push(format!(
                 "{} interface(s) have less than 24 hours of baseline, so only the detectors \
-                 that need none (port_scan, beaconing, nacl_return_reject, brute_force) judged \
-                 them: {}",
+                 that need none (port_scan, nacl_return_reject, brute_force) judged them: {}",
                 thin.len(),
                 thin.join(", ")
             ));
@@ -368,6 +368,7 @@ impl<'a> Pipeline<'a> {
         if interfaces.is_empty() {
             warnings.push("no traffic in the detection window".to_string());
         }
+        warnings.extend(self.fleet_warnings().await?);
         Ok(DetectReport {
             findings,
             incidents,
@@ -376,6 +377,47 @@ impl<'a> Pipeline<'a> {
             interfaces,
             warnings,
         })
+    }
+}
+
+impl Pipeline<'_> {
+    /// One line per network the fleet started on together (`fleet_changes`): not flagged,
+    /// but a person should know.
+    async fn fleet_warnings(&self) -> Result<Vec<String>> {
+        let table = run(
+            self.session,
+            "fleet changes",
+            "SELECT remote_net, CAST(first_hour AS BIGINT) AS hour, CAST(max(interfaces) AS BIGINT) AS n \
+             FROM fleet_changes GROUP BY remote_net, first_hour ORDER BY first_hour, remote_net",
+        )
+        .await?;
+        let mut warnings = Vec::new();
+        for batch in &table.batches {
+            let nets = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>();
+            let hours = batch
+                .column(1)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>();
+            let counts = batch
+                .column(2)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>();
+            if let (Some(nets), Some(hours), Some(counts)) = (nets, hours, counts) {
+                for i in 0..batch.num_rows() {
+                    warnings.push(format!(
+                        "{} interfaces started talking to {} in the hour from {}: a change across \
+                         the fleet (a deployment?), not flagged as new peers, ports or beacons",
+                        counts.value(i),
+                        nets.value(i),
+                        crate::time_range::format_time(hours.value(i))
+                    ));
+                }
+            }
+        }
+        Ok(warnings)
     }
 }
 

@@ -23,9 +23,20 @@ pub enum Role {
     Nat,
     /// ECS task interface: a container service calling SaaS APIs.
     Task,
+    /// Kubernetes node: pods whose addresses change every day, a gRPC service on 50051 and a
+    /// metrics exporter on 61001 (above Linux's ephemeral ports), image pulls in a burst at
+    /// any hour.
+    K8sNode,
+    /// CI runner: bursts of package downloads, git over SSH and artifact uploads at any hour.
+    CiRunner,
+    /// A job that runs once a week, on the weekday the archive ends on, and sends a few
+    /// gigabytes to a partner.
+    WeeklyJob,
+    /// An application server that autoscaling starts on the archive's last day: no history.
+    Autoscaled,
 }
 
-const ROLES: [Role; 7] = [
+const ROLES: [Role; 11] = [
     Role::Web,
     Role::App,
     Role::Db,
@@ -33,6 +44,10 @@ const ROLES: [Role; 7] = [
     Role::Batch,
     Role::Nat,
     Role::Task,
+    Role::K8sNode,
+    Role::CiRunner,
+    Role::WeeklyJob,
+    Role::Autoscaled,
 ];
 
 impl Role {
@@ -40,13 +55,27 @@ impl Role {
     fn flow_log(self) -> usize {
         match self {
             Role::Web | Role::Bastion => 0,
-            Role::App | Role::Db | Role::Batch => 1,
-            Role::Nat | Role::Task => 2,
+            Role::App | Role::Db | Role::Batch | Role::K8sNode | Role::Autoscaled => 1,
+            Role::Nat | Role::Task | Role::CiRunner | Role::WeeklyJob => 2,
         }
     }
 
     pub fn is_public(self) -> bool {
         matches!(self, Role::Web | Role::Bastion | Role::Nat)
+    }
+
+    /// Roles that call out to SaaS: a fleet-wide deployment reaches all of them at once.
+    pub fn calls_out(self) -> bool {
+        matches!(
+            self,
+            Role::App
+                | Role::Batch
+                | Role::Task
+                | Role::K8sNode
+                | Role::CiRunner
+                | Role::WeeklyJob
+                | Role::Autoscaled
+        )
     }
 }
 

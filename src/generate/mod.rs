@@ -107,9 +107,13 @@ fn generate_day(
     day: i64,
     plan: &[incidents::Incident],
 ) -> Result<GenerateSummary> {
+    let last_day = options.end.div_euclid(86400) * 86400 - 86400;
     let traffic = TrafficGen {
         estate,
         rate: options.rate,
+        day,
+        last_day,
+        seed: options.seed,
     };
     let slot = i64::from(options.object_minutes) * 60;
     // (flow log, slot start) -> lines

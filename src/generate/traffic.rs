@@ -106,11 +106,26 @@ fn hour_of(t: i64) -> u32 {
 pub struct TrafficGen<'a> {
     pub estate: &'a Estate,
     pub rate: f64,
+    /// The day being generated and the archive's last day (Unix seconds at 00:00).
+    pub day: i64,
+    pub last_day: i64,
+    pub seed: u64,
+}
+
+/// A deterministic number from a few integers (which hour a burst comes in, say).
+fn mix(parts: &[u64]) -> u64 {
+    parts.iter().fold(0x243f_6a88_85a3_08d3, |h, p| {
+        (h ^ p).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+    })
 }
 
 impl TrafficGen<'_> {
     /// Appends the records of `eni` for the window starting at `window`.
     pub fn window(&self, eni: &Eni, window: i64, rng: &mut fastrand::Rng, out: &mut Vec<Record>) {
+        // An autoscaled interface does not exist before its day: not even NODATA records.
+        if eni.role == Role::Autoscaled && window < self.last_day + 8 * 3600 {
+            return;
+        }
         let before = out.len();
         let busy = activity(window) * self.rate;
         let peers = |role| {
@@ -188,11 +203,179 @@ impl TrafficGen<'_> {
                     self.conversation(eni, window, rng, &saas, 443, false, out);
                 }
             }
+            Role::K8sNode => self.k8s_node(eni, window, rng, busy, out),
+            Role::CiRunner => self.ci_runner(eni, window, rng, out),
+            Role::WeeklyJob => {
+                let weekday = |t: i64| t.div_euclid(86400) % 7;
+                if weekday(window) == weekday(self.last_day) && hour_of(window) == 3 {
+                    for _ in 0..count(rng, 30.0 * self.rate) {
+                        let partner = format!("185.199.108.{}", 1 + rng.u8(..4));
+                        let first = out.len();
+                        self.conversation(eni, window, rng, &partner, 443, false, out);
+                        if let Some(r) = out.get_mut(first) {
+                            r.bytes = 15_000_000 + rng.u64(..10_000_000);
+                            r.packets = r.bytes / 1400 + 1;
+                        }
+                    }
+                } else {
+                    for _ in 0..count(rng, 0.2) {
+                        self.s3(eni, window, rng, 20_000, out);
+                    }
+                }
+            }
+            Role::Autoscaled => {
+                for web in peers(Role::Web) {
+                    for _ in 0..count(rng, 15.0 * busy) {
+                        self.conversation(eni, window, rng, &web, 8080, true, out);
+                    }
+                }
+                for db in peers(Role::Db) {
+                    for _ in 0..count(rng, 10.0 * busy) {
+                        self.conversation(eni, window, rng, &db, 5432, false, out);
+                    }
+                }
+            }
         }
+        self.fleet_deployment(eni, window, rng, out);
         if out.len() == before {
             out.push(self.status_record(window, Status::NoData));
         } else if rng.u32(..1000) < 2 {
             out.push(self.status_record(window, Status::SkipData));
+        }
+    }
+
+    /// A Kubernetes node: calls to pods whose addresses change every day, the API server,
+    /// a gRPC service on 50051 and a metrics exporter on 61001 for other hosts, and one burst
+    /// of image pulls a day at an hour that changes every day.
+    fn k8s_node(
+        &self,
+        eni: &Eni,
+        window: i64,
+        rng: &mut fastrand::Rng,
+        busy: f64,
+        out: &mut Vec<Record>,
+    ) {
+        let day = self.day.div_euclid(86400) as u64;
+        let salt = self.seed ^ eni.index as u64;
+        for _ in 0..count(rng, 8.0 * busy) {
+            let pod = rng.u64(..8);
+            let h = mix(&[salt, day, pod]);
+            let addr = format!("10.0.{}.{}", 64 + h % 60, 1 + (h >> 8) % 250);
+            let port = if pod < 6 { 8080 } else { 9090 };
+            self.conversation(eni, window, rng, &addr, port, false, out);
+        }
+        for _ in 0..count(rng, 3.0) {
+            self.conversation(eni, window, rng, "10.0.0.5", 443, false, out);
+        }
+        let clients: Vec<String> = self
+            .estate
+            .enis
+            .iter()
+            .filter(|e| {
+                matches!(e.role, Role::Web | Role::App | Role::K8sNode) && e.index != eni.index
+            })
+            .map(|e| e.addr.clone())
+            .collect();
+        for _ in 0..count(rng, 10.0 * busy) {
+            if let Some(client) = clients.get(rng.usize(..clients.len().max(1))) {
+                self.conversation(eni, window, rng, client, 50051, true, out);
+            }
+        }
+        for _ in 0..count(rng, 4.0) {
+            self.conversation(eni, window, rng, "10.0.0.9", 61001, true, out);
+        }
+        if hour_of(window) as u64 == mix(&[salt, day, 99]) % 24 {
+            for _ in 0..count(rng, 12.0 * self.rate) {
+                let first = out.len();
+                let registry = format!("52.216.{}.{}", rng.u8(..8), 1 + rng.u8(..250));
+                self.conversation(eni, window, rng, &registry, 443, false, out);
+                if let Some(r) = out.get_mut(first + 1) {
+                    r.bytes = 5_000_000 + rng.u64(..10_000_000);
+                    r.packets = r.bytes / 1400 + 1;
+                }
+            }
+        }
+    }
+
+    /// A CI runner: polls for jobs all day; a job (in a quarter of the hours, which ones
+    /// changing every day) downloads packages, clones over SSH and uploads an artifact.
+    fn ci_runner(&self, eni: &Eni, window: i64, rng: &mut fastrand::Rng, out: &mut Vec<Record>) {
+        self.conversation(eni, window, rng, "140.82.112.5", 443, false, out);
+        let hour = (window.div_euclid(3600)) as u64;
+        if !mix(&[self.seed ^ eni.index as u64, hour]).is_multiple_of(4) {
+            return;
+        }
+        for _ in 0..count(rng, 12.0 * self.rate) {
+            let mirror = format!("151.101.{}.{}", rng.u8(..4), 1 + rng.u8(..250));
+            let first = out.len();
+            self.conversation(eni, window, rng, &mirror, 443, false, out);
+            if let Some(r) = out.get_mut(first + 1) {
+                r.bytes = 1_000_000 + rng.u64(..9_000_000);
+                r.packets = r.bytes / 1400 + 1;
+            }
+        }
+        for _ in 0..count(rng, 3.0) {
+            let git = format!("140.82.{}.3", 112 + rng.u8(..3));
+            self.conversation(eni, window, rng, &git, 22, false, out);
+        }
+        if rng.u8(..3) == 0 {
+            self.s3(eni, window, rng, 80_000_000, out);
+        }
+    }
+
+    /// A deployment across the fleet on the archive's last day: from 09:00 every interface
+    /// that calls out sends telemetry to a new service once a minute. A change, not an attack.
+    fn fleet_deployment(
+        &self,
+        eni: &Eni,
+        window: i64,
+        rng: &mut fastrand::Rng,
+        out: &mut Vec<Record>,
+    ) {
+        if !eni.role.calls_out() || window < self.last_day + 9 * 3600 {
+            return;
+        }
+        let collector = format!("199.232.46.{}", 1 + eni.index % 4);
+        for k in 0..WINDOW / 60 {
+            let start = window + 60 * k + rng.i64(0..20);
+            let end = (start + 1).min(window + WINDOW - 1);
+            let ephemeral = rng.u16(32768..61000);
+            for (src, dst, sport, dport, ingress, bytes) in [
+                (
+                    eni.addr.as_str(),
+                    collector.as_str(),
+                    ephemeral,
+                    443,
+                    false,
+                    900,
+                ),
+                (
+                    collector.as_str(),
+                    eni.addr.as_str(),
+                    443,
+                    ephemeral,
+                    true,
+                    300,
+                ),
+            ] {
+                out.push(Record {
+                    srcaddr: src.to_string(),
+                    dstaddr: dst.to_string(),
+                    srcport: sport,
+                    dstport: dport,
+                    protocol: 6,
+                    packets: 3,
+                    bytes,
+                    start,
+                    end,
+                    accept: true,
+                    status: Status::Ok,
+                    tcp_flags: 19,
+                    ingress,
+                    pkt_srcaddr: None,
+                    pkt_dst_aws_service: None,
+                });
+            }
         }
     }
 

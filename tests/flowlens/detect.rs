@@ -906,3 +906,74 @@ fn s3_detect_without_a_window_lists_only_the_days_it_needs() {
     assert!(local.status.success(), "{}", stderr(&local));
     assert_eq!(stdout(&out), stdout(&local));
 }
+
+/// Services above the clients' ephemeral ports: gRPC on 50051 (above half of Linux's
+/// ephemeral range) and an exporter on 61001 (above all of it) that the interface offers, and
+/// a service on 62000 that it uses. The rollup folds the higher port of each record away as a
+/// client's; `traffic` turns a folded port that met many client ports back into the service,
+/// so the baseline learns the services, not a new "service" for every client port.
+#[test]
+fn a_service_above_the_clients_ephemeral_ports_is_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = 1_796_342_400; // 2026-12-04T00:00:00Z
+    let mut lines = vec![V2_HEADER.to_string()];
+    let mut push = |src: &str, dst: &str, sport: u32, dport: u32, t: i64, action: &str| {
+        lines.push(format!(
+            "2 123456789012 eni-svc {src} {dst} {sport} {dport} 6 5 900 {t} {} {action} OK",
+            t + 5
+        ));
+    };
+    for i in 0..400u32 {
+        let t = start + i64::from(i) * 200;
+        let client = format!("10.0.2.{}", 10 + i % 5);
+        for (k, service) in [50051, 61001].into_iter().enumerate() {
+            // 32768..49767: all below both services
+            let ephemeral = 32768 + (i * 37 + k as u32 * 8500) % 17000;
+            push(&client, "10.0.1.5", ephemeral, service, t, "ACCEPT");
+            push("10.0.1.5", &client, service, ephemeral, t, "ACCEPT");
+        }
+        // The interface calls a service on 62000 elsewhere from its own ephemeral ports.
+        let own = 40000 + (i * 53) % 20000;
+        push("10.0.1.5", "10.0.9.9", own, 62000, t, "ACCEPT");
+        push("10.0.9.9", "10.0.1.5", 62000, own, t, "ACCEPT");
+        // A resolver asked from one fixed port is not a service of the interface's.
+        push("10.0.1.5", "10.0.0.2", 45000, 53, t, "ACCEPT");
+        // A scanner with a fixed source port probing many ports does not make it a service.
+        push("45.1.2.3", "10.0.1.5", 54321, 1 + i, t, "REJECT");
+    }
+    std::fs::write(dir.path().join("svc.log"), lines.join("\n") + "\n").unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Columns in name order: flows, hours_seen, interface_id, max_remote_hour_flows,
+    // protocol, service_port, service_side.
+    let services: std::collections::BTreeSet<(String, String)> =
+        parquet_rows(&baseline_table(out_dir.path(), "ports"))
+            .iter()
+            .map(|r| r.split('|').collect::<Vec<&str>>())
+            .filter(|cells| cells[2] == "eni-svc")
+            .map(|cells| (cells[6].to_string(), cells[5].to_string()))
+            .collect();
+    for expected in [
+        ("local", "50051"),
+        ("local", "61001"),
+        ("remote", "62000"),
+        ("remote", "53"),
+    ] {
+        assert!(
+            services.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "{expected:?} missing from {services:?}"
+        );
+    }
+    assert_eq!(
+        services.len(),
+        4,
+        "client ports taken for services: {services:?}"
+    );
+}
