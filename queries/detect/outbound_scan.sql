@@ -4,7 +4,7 @@
 -- param: window_end int: detection window end (Unix seconds)
 -- param: min_targets int = 100: distinct remote address and port pairs the interface opened in the hour at least
 -- param: ratio int = 5: times the baseline median for that hour at least
--- param: over_max_percent int = 150: percent of the baseline's largest hour at least
+-- param: over_max_percent int = 150: percent of the baseline's largest hour (for that hour of day, and for any hour of that day type) at least
 -- param: min_score int = 10: robust z-score (MAD units) at least
 -- param: min_history int = 24: hours of baseline the interface needs
 -- param: lateral_ports ints = 22,135,139,445,3389,5985,5986: ports a sweep of private addresses on is lateral movement
@@ -17,6 +17,9 @@ hits AS (
   SELECT * FROM d
   WHERE history_hours >= ${min_history} AND value >= ${min_targets}
     AND value >= ${ratio} * greatest(median, 1.0) AND value * 100 >= ${over_max_percent} * max
+    -- Bursts at a different hour every day (CI jobs, image pulls) are the interface's usual
+    -- day: beyond its usual hour, a hit must pass the largest hour of its whole day type.
+    AND value * 100 >= ${over_max_percent} * coalesce(day_max, max)
     AND score >= ${min_score}
 ),
 opened AS (

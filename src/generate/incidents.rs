@@ -21,9 +21,33 @@ const HOUR: i64 = 3600;
 /// The incidents of the day starting at `day`, on interfaces of the roles they suit.
 /// Kinds whose role is missing from a small estate are left out.
 pub fn plan(estate: &Estate, day: i64) -> Vec<Incident> {
-    let first = |role| estate.with_role(role).next().map(|e| e.index);
+    // The second wave goes to each role's second interface where the estate has one, so
+    // two stories on one interface (which may well be one incident) are the small estate's
+    // exception, not the rule.
+    let pick = |role, nth| {
+        let mut of_role = estate.with_role(role).map(|e| e.index);
+        let first = of_role.next();
+        if nth == 0 {
+            first
+        } else {
+            of_role.next().or(first)
+        }
+    };
     let at = |story: &'static str, role, from: i64, to: i64| {
-        first(role).map(|eni| Incident {
+        let second_wave = !matches!(
+            story,
+            "port_scan"
+                | "brute_force"
+                | "dos"
+                | "exfiltration"
+                | "volume_spike"
+                | "unusual_port"
+                | "new_peer"
+                | "beaconing"
+                | "nacl_return_reject"
+                | "reject_spike"
+        );
+        pick(role, usize::from(second_wave)).map(|eni| Incident {
             kind: story
                 .strip_prefix("slow_")
                 .or_else(|| story.strip_prefix("jittered_"))
