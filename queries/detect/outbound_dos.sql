@@ -1,5 +1,5 @@
 -- name: outbound_dos
--- description: The interface flooding one remote address: far more packets to it in an hour than the interface ever sends to any one address in that hour, TCP or UDP (GuardDuty's Backdoor:EC2/DenialOfService)
+-- description: The interface flooding one remote address: far more packets to it in an hour than the interface ever sends to any one address in that hour, TCP or UDP (GuardDuty's Backdoor:EC2/DenialOfService). A bulk TCP transfer (full-size packets) is a transfer, not a flood: exfiltration judges those
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: min_packets int = 200000: packets to one address in the hour at least
@@ -7,6 +7,7 @@
 -- param: over_max_percent int = 200: percent of the baseline's largest hour (for that hour of day, and for any hour of that day type) at least
 -- param: min_score int = 10: robust z-score (MAD units) at least
 -- param: min_history int = 24: hours of baseline the interface needs
+-- param: bulk_packet_bytes int = 1000: average bytes per packet from which TCP to the address is a bulk transfer
 -- uses: protocol_name (flowlens function)
 WITH d AS (
   SELECT *, (value - median) / greatest(1.4826 * mad, 0.1 * median, 1000.0) AS score
@@ -44,3 +45,5 @@ SELECT 'outbound_dos' AS kind, h.interface_id, h.account_id, h.vpc_id, h.hour AS
        t.flows, t.bytes, t.protocols, h.mad AS baseline_mad, h.max AS baseline_max,
        h.samples AS baseline_samples, h.basis AS baseline_basis
 FROM hits h JOIN top t ON t.interface_id = h.interface_id AND t.hour = h.hour AND t.pick = 1
+WHERE NOT (array_length(t.protocols) = 1 AND t.protocols[1] = 6
+           AND t.bytes >= ${bulk_packet_bytes} * t.packets)

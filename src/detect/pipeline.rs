@@ -16,6 +16,12 @@ use super::tables::{Table, register, run};
 use crate::error::{Error, Result};
 use crate::query::FlowsSession;
 
+/// Hourly metrics added after baselines were first stored, and the detectors that need them.
+const LATER_METRICS: &[(&str, &str)] = &[
+    ("out_targets", "outbound_scan"),
+    ("top_out_packets", "outbound_dos"),
+];
+
 /// Bounds for "no bound" in step SQL: the epoch and the year 3000.
 pub(crate) const EARLIEST: i64 = 0;
 pub(crate) const LATEST: i64 = 32_503_680_000;
@@ -369,6 +375,7 @@ impl<'a> Pipeline<'a> {
             warnings.push("no traffic in the detection window".to_string());
         }
         warnings.extend(self.fleet_warnings().await?);
+        warnings.extend(self.older_baseline_warning().await?);
         Ok(DetectReport {
             findings,
             incidents,
@@ -381,6 +388,51 @@ impl<'a> Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
+    /// A baseline stored by an earlier flowlens has no history of the metrics that came
+    /// later: the detectors that compare them stay silent until it has some, and a person
+    /// should know why.
+    async fn older_baseline_warning(&self) -> Result<Option<String>> {
+        let missing = self
+            .scalar(
+                "baseline metrics",
+                &format!(
+                    "SELECT CAST(count(*) AS BIGINT) FROM (SELECT DISTINCT metric FROM history) m \
+                     RIGHT JOIN (SELECT unnest(make_array({})) AS metric) w ON w.metric = m.metric \
+                     WHERE m.metric IS NULL",
+                    LATER_METRICS
+                        .iter()
+                        .map(|(m, _)| format!("'{m}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .await?;
+        let empty = self
+            .scalar(
+                "baseline hours",
+                "SELECT CAST(count(*) AS BIGINT) FROM history",
+            )
+            .await?;
+        Ok(match (missing, empty) {
+            (Some(n), Some(rows)) if n > 0 && rows > 0 => Some(format!(
+                "the baseline has no history of {}: it was stored by an earlier flowlens, so {} \
+                 stay silent until `flowlens baseline --update` has folded in days with them \
+                 (or the baseline is built again)",
+                LATER_METRICS
+                    .iter()
+                    .map(|(m, _)| *m)
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                LATER_METRICS
+                    .iter()
+                    .map(|(_, d)| *d)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+            _ => None,
+        })
+    }
+
     /// One line per network the fleet started on together (`fleet_changes`): not flagged,
     /// but a person should know.
     async fn fleet_warnings(&self) -> Result<Vec<String>> {
@@ -546,12 +598,35 @@ fn dedupe(findings: Vec<Finding>) -> Vec<Finding> {
             _ => &[],
         }
     };
+    // The same traffic seen two ways: a flood to a new address is also bytes to a new network.
+    // outbound_dos leaves bulk TCP transfers to exfiltration, so where both name one remote
+    // it is the flood.
+    let explained_by_same_remote = |kind: &str| -> &[&str] {
+        match kind {
+            "exfiltration" => &["outbound_dos"],
+            _ => &[],
+        }
+    };
+    let shares_remote = |f: &Finding, g: &Finding| {
+        let remotes = |x: &Finding| {
+            x.evidence
+                .get("remote_addrs")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let theirs = remotes(g);
+        remotes(f).iter().any(|r| theirs.contains(r))
+    };
     let mut kept: Vec<Finding> = findings
         .iter()
         .filter(|f| {
-            !findings
-                .iter()
-                .any(|g| explained_by(&f.kind).contains(&g.kind.as_str()) && g.overlaps(f))
+            !findings.iter().any(|g| {
+                g.overlaps(f)
+                    && (explained_by(&f.kind).contains(&g.kind.as_str())
+                        || (explained_by_same_remote(&f.kind).contains(&g.kind.as_str())
+                            && shares_remote(f, g)))
+            })
         })
         .cloned()
         .collect();

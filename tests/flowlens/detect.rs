@@ -977,3 +977,64 @@ fn a_service_above_the_clients_ephemeral_ports_is_the_service() {
         "client ports taken for services: {services:?}"
     );
 }
+
+/// A baseline stored before the outbound metrics existed: detection still runs, and says
+/// which detectors stay silent and how to give them history.
+#[test]
+fn a_baseline_without_the_later_metrics_says_which_detectors_are_silent() {
+    use arrow::array::AsArray;
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let src = sample_logs();
+    let out = flowlens(&[
+        "baseline",
+        "-s",
+        &src,
+        "--until",
+        "2026-10-30T00:00:00Z",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let detect = || flowlens(&["detect", "-s", &src, "--baseline", base.to_str().unwrap()]);
+    assert!(!stderr(&detect()).contains("stored by an earlier flowlens"));
+    // Drop the later metrics' rows, as an earlier flowlens stored the history.
+    let path = baseline_table(&base, "history");
+    let file = std::fs::File::open(&path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut kept = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let metric = batch
+            .column_by_name("metric")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let keep: arrow::array::BooleanArray = metric
+            .iter()
+            .map(|m| Some(!matches!(m, Some("out_targets" | "top_out_packets"))))
+            .collect();
+        kept.push(arrow::compute::filter_record_batch(&batch, &keep).unwrap());
+    }
+    let schema = kept[0].schema();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None)
+            .unwrap();
+    for batch in &kept {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+    let out = detect();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "the baseline has no history of out_targets and top_out_packets: it was stored by an \
+             earlier flowlens, so outbound_scan and outbound_dos stay silent"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
