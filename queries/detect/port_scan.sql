@@ -15,56 +15,48 @@ WITH buckets AS (
   WHERE direction = 'ingress' AND protocol IN (6, 17)
   GROUP BY interface_id, remote, (start / ${bucket_seconds}) * ${bucket_seconds}
 ),
-hits AS (
-  SELECT * FROM buckets WHERE ports >= ${min_ports} AND rejected * 100 >= ${min_reject_percent} * flows
-),
-fast AS (
+-- Each remote once: its buckets that are a scan on their own (fast), and all its buckets
+-- (slow: their ports add up to at least its distinct ports, checked exactly below).
+per_remote AS (
   SELECT interface_id, max(account_id) AS account_id, max(vpc_id) AS vpc_id, remote,
-         min(bucket) AS window_start, max(bucket) + ${bucket_seconds} AS window_end,
-         max(ports) AS peak_ports, sum(flows) AS flows, sum(rejected) AS rejected, false AS slow,
+         bool_or(hit) AS fast,
+         min(bucket) FILTER (WHERE hit) AS fast_start, max(bucket) FILTER (WHERE hit) AS fast_last,
+         max(ports) FILTER (WHERE hit) AS fast_peak, sum(flows) FILTER (WHERE hit) AS fast_flows,
+         sum(rejected) FILTER (WHERE hit) AS fast_rejected,
+         min(bucket) AS first_bucket, max(bucket) AS last_bucket, max(ports) AS peak_ports,
+         sum(ports) AS port_sum, sum(flows) AS flows, sum(rejected) AS rejected,
          min(low_port) AS low_port, max(high_port) AS high_port
-  FROM hits GROUP BY interface_id, remote
-),
--- A remote no short window caught, over the whole window: the buckets add up to its flows,
--- and their ports to at least its distinct ports (checked exactly once the few left are joined).
-slow AS (
-  SELECT b.interface_id, max(b.account_id) AS account_id, max(b.vpc_id) AS vpc_id, b.remote,
-         min(b.bucket) AS window_start, max(b.bucket) + ${bucket_seconds} AS window_end,
-         max(b.ports) AS peak_ports, sum(b.flows) AS flows, sum(b.rejected) AS rejected, true AS slow,
-         min(b.low_port) AS low_port, max(b.high_port) AS high_port
-  FROM buckets b LEFT JOIN fast f ON f.interface_id = b.interface_id AND f.remote = b.remote
-  WHERE f.remote IS NULL
-  GROUP BY b.interface_id, b.remote
-  HAVING sum(b.ports) >= ${slow_min_ports} AND sum(b.rejected) * 100 >= ${min_reject_percent} * sum(b.flows)
-     AND max(b.bucket) - min(b.bucket) >= ${slow_min_seconds}
-),
-candidates AS (SELECT * FROM fast UNION ALL SELECT * FROM slow),
--- Rejected replies are not probes: a remote whose every flow came from the one port the
--- interface itself called it on is a server answering (nacl_return_reject's story).
-asked AS (
-  SELECT DISTINCT r.interface_id, r.remote, r.remote_port
-  FROM recent r JOIN candidates c ON c.interface_id = r.interface_id AND c.remote = r.remote
-  WHERE r.direction = 'egress' AND r.action = 'ACCEPT' AND c.low_port = c.high_port AND r.remote_port = c.low_port
+  FROM (SELECT *, ports >= ${min_ports} AND rejected * 100 >= ${min_reject_percent} * flows AS hit
+        FROM buckets) b
+  GROUP BY interface_id, remote
 ),
 scans AS (
-  SELECT c.interface_id, c.account_id, c.vpc_id, c.remote, c.window_start, c.window_end,
-         c.peak_ports, c.flows, c.rejected, c.slow
-  FROM candidates c LEFT JOIN asked a ON a.interface_id = c.interface_id AND a.remote = c.remote
-  WHERE a.remote IS NULL
+  SELECT interface_id, account_id, vpc_id, remote, NOT fast AS slow, low_port, high_port,
+         CASE WHEN fast THEN fast_start ELSE first_bucket END AS window_start,
+         CASE WHEN fast THEN fast_last ELSE last_bucket END + ${bucket_seconds} AS window_end,
+         CASE WHEN fast THEN fast_peak ELSE peak_ports END AS peak_ports,
+         CASE WHEN fast THEN fast_flows ELSE flows END AS flows,
+         CASE WHEN fast THEN fast_rejected ELSE rejected END AS rejected
+  FROM per_remote
+  WHERE fast
+     OR (port_sum >= ${slow_min_ports} AND rejected * 100 >= ${min_reject_percent} * flows
+         AND last_bucket - first_bucket >= ${slow_min_seconds})
 ),
 -- The scan's own columns ride along in the GROUP BY, so `scans` (and the aggregation over
--- every recent flow beneath it) is computed once, not again for the final SELECT.
+-- every recent flow beneath it) is computed once, not again for the final SELECT. One pass
+-- over the remote's flows also tells whether the interface called it: rejected replies
+-- from the one port the interface itself called are not probes (nacl_return_reject's story).
 touched AS (
   SELECT s.interface_id, s.account_id, s.vpc_id, s.remote, s.window_start, s.window_end,
-         s.peak_ports, s.flows, s.rejected, s.slow,
-         count(DISTINCT r.local_port) AS ports_touched,
-         array_slice(array_sort(array_agg(DISTINCT r.local_port)), 1, 25) AS ports,
-         array_sort(array_agg(DISTINCT r.local_port) FILTER (WHERE r.action = 'ACCEPT')) AS open_ports
-  FROM scans s JOIN recent r
-    ON r.interface_id = s.interface_id AND r.remote = s.remote AND r.direction = 'ingress'
-   AND r.start >= s.window_start AND r.start < s.window_end
+         s.peak_ports, s.flows, s.rejected, s.slow, s.low_port, s.high_port,
+         count(DISTINCT r.local_port) FILTER (WHERE r.direction = 'ingress' AND r.start >= s.window_start AND r.start < s.window_end) AS ports_touched,
+         array_slice(array_sort(array_agg(DISTINCT r.local_port) FILTER (WHERE r.direction = 'ingress' AND r.start >= s.window_start AND r.start < s.window_end)), 1, 25) AS ports,
+         array_sort(array_agg(DISTINCT r.local_port) FILTER (WHERE r.direction = 'ingress' AND r.start >= s.window_start AND r.start < s.window_end AND r.action = 'ACCEPT')) AS open_ports,
+         bool_or(r.direction = 'egress' AND r.action = 'ACCEPT' AND r.remote_port = s.low_port) AS asked
+  FROM scans s
+  JOIN recent r ON r.interface_id = s.interface_id AND r.remote = s.remote
   GROUP BY s.interface_id, s.account_id, s.vpc_id, s.remote, s.window_start, s.window_end,
-           s.peak_ports, s.flows, s.rejected, s.slow
+           s.peak_ports, s.flows, s.rejected, s.slow, s.low_port, s.high_port
 )
 SELECT 'port_scan' AS kind, s.interface_id, s.account_id, s.vpc_id, s.window_start, s.window_end,
        CASE WHEN s.slow THEN CAST(s.ports_touched AS DOUBLE) / ${slow_min_ports}
@@ -85,4 +77,5 @@ SELECT 'port_scan' AS kind, s.interface_id, s.account_id, s.vpc_id, s.window_sta
        s.ports_touched, s.open_ports, s.flows, s.rejected,
        CASE WHEN s.slow THEN 'slow' ELSE 'fast' END AS pace
 FROM touched s
-WHERE NOT s.slow OR s.ports_touched >= ${slow_min_ports}
+WHERE (NOT s.slow OR s.ports_touched >= ${slow_min_ports})
+  AND NOT (s.low_port = s.high_port AND coalesce(s.asked, false))

@@ -1,6 +1,6 @@
 -- name: traffic
 -- description: The rollup seen from each interface: direction, remote side, its network, the service port and which side offers it. A port above 1023 that the rollup folded away as a client's, but that met many different ports on the other side, is a service (gRPC on 50051, NodePorts, an exporter above the ephemeral range): its rows are turned around
--- param: min_client_ports int = 5: distinct ports on the other side a folded port must meet to be taken for a service
+-- param: min_client_ports int = 5: different ports on the other side a folded port must meet to be taken for a service
 -- uses: is_private_ip, ip_network (flowlens functions)
 WITH sided AS (
   SELECT r.*,
@@ -15,33 +15,38 @@ ported AS (
   SELECT *,
          CASE WHEN direction = 'ingress' THEN srcaddr ELSE dstaddr END AS remote,
          CASE WHEN direction = 'ingress' THEN dport ELSE sport END AS local_port,
-         CASE WHEN direction = 'ingress' THEN sport ELSE dport END AS remote_port,
-         CASE WHEN folded_low = folded_high THEN folded_low END AS hidden_port
+         CASE WHEN direction = 'ingress' THEN sport ELSE dport END AS remote_port
   FROM sided
+),
+folded AS (
+  SELECT *,
+         CASE WHEN folded_low = folded_high THEN folded_low END AS hidden_port,
+         CASE WHEN local_port = -1 THEN 'local' WHEN remote_port = -1 THEN 'remote' END AS hidden_side,
+         CASE WHEN local_port = -1 THEN remote_port ELSE local_port END AS other_port
+  FROM ported
 ),
 -- Ports folded away on one side that met many different (ephemeral-looking) ports on the
 -- other in accepted traffic: the interface's services ('local') and the remote services it
--- uses ('remote').
+-- uses ('remote'). Rows are distinct address and port pairs, so rows that do not all share
+-- one port on the other side count its ports closely enough.
 services AS (
-  SELECT interface_id, CASE WHEN local_port = -1 THEN 'local' ELSE 'remote' END AS side, hidden_port AS port
-  FROM ported
-  WHERE hidden_port IS NOT NULL AND action = 'ACCEPT' AND log_status = 'OK'
-    AND ((local_port = -1 AND remote_port > 1023) OR (remote_port = -1 AND local_port > 1023))
-  GROUP BY interface_id, CASE WHEN local_port = -1 THEN 'local' ELSE 'remote' END, hidden_port
-  HAVING count(DISTINCT CASE WHEN local_port = -1 THEN remote_port ELSE local_port END) >= ${min_client_ports}
+  SELECT interface_id, hidden_side, hidden_port
+  FROM folded
+  WHERE hidden_port IS NOT NULL AND hidden_side IS NOT NULL AND other_port > 1023
+    AND action = 'ACCEPT' AND log_status = 'OK'
+  GROUP BY interface_id, hidden_side, hidden_port
+  HAVING count(*) >= ${min_client_ports} AND min(other_port) < max(other_port)
 ),
 turned AS (
   SELECT p.interface_id, p.account_id, p.vpc_id, p.hour, p.direction, p.remote, p.protocol, p.action,
          p.log_status, p.records, p.bytes, p.packets, p.first_start, p.last_end,
-         CASE WHEN l.port IS NOT NULL THEN p.hidden_port WHEN r.port IS NOT NULL THEN CAST(-1 AS BIGINT)
+         CASE WHEN v.hidden_side = 'local' THEN p.hidden_port WHEN v.hidden_side = 'remote' THEN CAST(-1 AS BIGINT)
               ELSE p.local_port END AS local_port,
-         CASE WHEN l.port IS NOT NULL THEN CAST(-1 AS BIGINT) WHEN r.port IS NOT NULL THEN p.hidden_port
+         CASE WHEN v.hidden_side = 'local' THEN CAST(-1 AS BIGINT) WHEN v.hidden_side = 'remote' THEN p.hidden_port
               ELSE p.remote_port END AS remote_port
-  FROM ported p
-  LEFT JOIN services l
-    ON p.local_port = -1 AND l.interface_id = p.interface_id AND l.side = 'local' AND l.port = p.hidden_port
-  LEFT JOIN services r
-    ON p.remote_port = -1 AND r.interface_id = p.interface_id AND r.side = 'remote' AND r.port = p.hidden_port
+  FROM folded p
+  LEFT JOIN services v
+    ON v.interface_id = p.interface_id AND v.hidden_side = p.hidden_side AND v.hidden_port = p.hidden_port
 )
 SELECT interface_id, account_id, vpc_id, hour,
        CAST((hour % 86400) / 3600 AS BIGINT) AS hod,
