@@ -145,7 +145,8 @@ impl TrafficGen<'_> {
                 }
                 self.probes(eni, window, rng, 4.0, out);
             }
-            Role::App => {
+            // An autoscaled server is an application server without the S3 uploads.
+            Role::App | Role::Autoscaled => {
                 for web in peers(Role::Web) {
                     for _ in 0..count(rng, 15.0 * busy) {
                         self.conversation(eni, window, rng, &web, 8080, true, out);
@@ -156,8 +157,10 @@ impl TrafficGen<'_> {
                         self.conversation(eni, window, rng, &db, 5432, false, out);
                     }
                 }
-                for _ in 0..count(rng, 2.0 * busy) {
-                    self.s3(eni, window, rng, 200_000, out);
+                if eni.role == Role::App {
+                    for _ in 0..count(rng, 2.0 * busy) {
+                        self.s3(eni, window, rng, 200_000, out);
+                    }
                 }
             }
             Role::Db => {
@@ -220,18 +223,6 @@ impl TrafficGen<'_> {
                 } else {
                     for _ in 0..count(rng, 0.2) {
                         self.s3(eni, window, rng, 20_000, out);
-                    }
-                }
-            }
-            Role::Autoscaled => {
-                for web in peers(Role::Web) {
-                    for _ in 0..count(rng, 15.0 * busy) {
-                        self.conversation(eni, window, rng, &web, 8080, true, out);
-                    }
-                }
-                for db in peers(Role::Db) {
-                    for _ in 0..count(rng, 10.0 * busy) {
-                        self.conversation(eni, window, rng, &db, 5432, false, out);
                     }
                 }
             }
