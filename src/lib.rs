@@ -28,13 +28,15 @@ pub use detect::{
     BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore, DAY, DetectCatalog, DetectPlan,
     DetectReport, Finding, FindingsFormat, Incident, Severity, any_at_or_above, assign_incidents,
     baseline_listing, detect, evaluate, learn_baseline, read_labels, render_findings,
-    render_incidents,
+    render_incidents, render_report,
 };
 pub use error::{Error, Result};
 pub use failpoint::request_stop;
 pub use format::{FIELDS, FlowFormat, column_index, flows_schema};
 pub use generate::{GenerateOptions, KeyLayout, generate};
-pub use output::{OutputFormat, OutputOptions, write_batches, write_stream, write_text};
+pub use output::{
+    OutputFormat, OutputOptions, human_bytes, write_batches, write_stream, write_text,
+};
 #[cfg(feature = "cluster")]
 pub use query::{ClusterAddress, DEFAULT_SCHEDULER_PORT};
 pub use query::{

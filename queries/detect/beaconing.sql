@@ -1,5 +1,6 @@
 -- name: beaconing
 -- description: Regular, periodic small flows from an interface to one new remote address over hours: the pattern of malware calling home, with a fixed period or with jitter around it (most gaps within max_jitter_percent of the median gap)
+-- chart: flows (the hourly metric a report draws beside these findings)
 -- uses: ip_network (flowlens function)
 -- param: min_count int = 20: connections at least
 -- param: min_span int = 7200: seconds between the first and the last at least

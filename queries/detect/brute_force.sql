@@ -1,5 +1,6 @@
 -- name: brute_force
 -- description: Many sessions or attempts from one remote address to a remote-access port (SSH, RDP, WinRM) in an hour, far above the interface's busiest remote for that port in its baseline
+-- chart: in_flows (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: ports ints = 22,3389,5985,5986: remote-access ports

@@ -1,5 +1,6 @@
 -- name: dns_anomaly
 -- description: DNS from the interface to a resolver it never used (not its usual resolvers; the VPC's own resolver is not in flow logs at all), or far more DNS to one resolver in an hour than its baseline's busiest: tunnelling and exfiltration over DNS (GuardDuty's Trojan:EC2/DNSDataExfiltration). A resolver that many interfaces start using in the same hour is a configuration change, not a finding
+-- chart: flows (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: ports ints = 53,853: DNS and DNS over TLS

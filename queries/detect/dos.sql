@@ -1,5 +1,6 @@
 -- name: dos
 -- description: Inbound flows far above the interface's usual for that hour of day, from many sources
+-- chart: in_flows (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: min_flows int = 1000: inbound flows in the hour at least

@@ -1,5 +1,6 @@
 -- name: exfiltration
 -- description: Bytes sent to public addresses far above the interface's usual for that hour, mostly to networks it never talked to (Panther: bytes z > 3 with unusual destinations); or, spread over many hours each below that, bytes to new networks over the whole window far above the interface's usual day (slow exfiltration)
+-- chart: out_public_bytes (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: min_bytes int = 100000000: bytes to public addresses in the hour at least

@@ -1,5 +1,6 @@
 -- name: nacl_return_reject
 -- description: The stateless network ACL mistake: an interface's outbound requests are accepted but the replies to its ephemeral ports (1024-65535) are rejected
+-- chart: rejects (the hourly metric a report draws beside these findings)
 -- param: min_rejects int = 5: rejected replies from one peer and port at least
 SELECT 'nacl_return_reject' AS kind, o.interface_id, max(o.account_id) AS account_id, max(o.vpc_id) AS vpc_id,
        min(i.start) AS window_start, max(i."end") AS window_end,

@@ -1,5 +1,6 @@
 -- name: new_peer
 -- description: Sustained traffic the interface started with a public network it never talked to (inbound clients of public services are not counted)
+-- chart: flows (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: min_flows int = 20: flows with the new network at least

@@ -1,5 +1,6 @@
 -- name: outbound_brute_force
 -- description: Many short sessions from the interface to a remote-access port (SSH, RDP, WinRM) of one remote in an hour, far above the busiest remote it reached on that port in its baseline: a taken-over instance guessing passwords elsewhere (GuardDuty's UnauthorizedAccess:EC2/SSHBruteForce, outbound)
+-- chart: flows (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: ports ints = 22,3389,5985,5986: remote-access ports

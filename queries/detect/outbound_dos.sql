@@ -1,5 +1,6 @@
 -- name: outbound_dos
 -- description: The interface flooding one remote address: far more packets to it in an hour than the interface ever sends to any one address in that hour, TCP or UDP (GuardDuty's Backdoor:EC2/DenialOfService). A bulk TCP transfer (full-size packets) is a transfer, not a flood: exfiltration judges those
+-- chart: top_out_packets (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: min_packets int = 200000: packets to one address in the hour at least

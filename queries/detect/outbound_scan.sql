@@ -1,5 +1,6 @@
 -- name: outbound_scan
 -- description: The interface itself opening connections to many distinct remote addresses on one port (a sweep) or to many ports of one remote (a vertical scan), far above the number of remote services it usually opens in that hour; a sweep of private addresses on a remote-access or file-sharing port is lateral movement and is named so (GuardDuty's Recon:EC2/Portscan, Impact:EC2/PortSweep)
+-- chart: out_targets (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: min_targets int = 100: distinct remote address and port pairs the interface opened in the hour at least

@@ -1,5 +1,6 @@
 -- name: port_scan
 -- description: One remote address touching many distinct ports of an interface within a few minutes, mostly rejected (Zeek: 15+ ports in 5 minutes), or many ports spread over hours (a slow scan, one port every few seconds or minutes, that no short window sees)
+-- chart: rejects (the hourly metric a report draws beside these findings)
 -- param: bucket_seconds int >= 1 = 300: length of the windows ports are counted in
 -- param: min_ports int = 15: distinct ports of one interface in one window
 -- param: min_reject_percent int = 50: share of the remote's flows that were rejected

@@ -1,5 +1,6 @@
 -- name: reject_spike
 -- description: Rejected flows of an interface far above its usual for that hour of day: a security group or network ACL change blocking legitimate traffic, or an attack
+-- chart: rejects (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: min_rejects int = 100: rejected flows in the hour at least

@@ -1,5 +1,6 @@
 -- name: unusual_port
 -- description: Accepted traffic on a protocol and port the interface has no history of, as a service it offers or one it uses (GuardDuty's NetworkPortUnusual); known-bad ports rank higher
+-- chart: flows (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: min_flows int = 4: flows on the new port at least

@@ -1,5 +1,6 @@
 -- name: volume_spike
 -- description: Bytes, packets or flows of an interface far above its usual for that hour of day (the largest deviation of the three)
+-- chart: bytes (the hourly metric a report draws beside these findings)
 -- param: window_start int: detection window start (Unix seconds)
 -- param: window_end int: detection window end (Unix seconds)
 -- param: ratio int = 5: times the baseline median for that hour at least

@@ -42,6 +42,8 @@ pub enum Command {
     Baseline(BaselineArgs),
     /// Find rejected and anomalous traffic: findings as JSON lines, OCSF or a table.
     Detect(DetectArgs),
+    /// Detect, then write an HTML report: incidents, findings against their baselines, traffic per interface.
+    Report(ReportArgs),
     /// Score detection on an archive with labelled incidents (generate --incidents).
     Evaluate(EvaluateArgs),
     /// Print the `flows` table's columns and types.
@@ -373,9 +375,35 @@ pub struct DetectArgs {
     #[arg(long)]
     pub group: bool,
 
+    /// Also write the run's HTML report to this file (or s3://bucket/key): see `flowlens report`.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// List every detector threshold with its value and meaning, and exit.
     #[arg(long)]
     pub list_params: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The detection window is --since .. --until (default: the last 24 hours of data).
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// A stored baseline (from `flowlens baseline`), a folder or s3:// prefix; without it
+    /// one is learnt from the days before the window.
+    #[arg(long, value_name = "DIR")]
+    pub baseline: Option<String>,
+
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
+
+    /// The HTML file to write (or s3://bucket/key): one self-contained page.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]

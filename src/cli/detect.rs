@@ -6,12 +6,15 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::args::{BaselineArgs, DetectArgs, EvaluateArgs, FindingsFormat, ThresholdArgs};
+use super::args::{
+    BaselineArgs, ClusterArgs, DetectArgs, EvaluateArgs, FindingsFormat, ReportArgs, SourceArgs,
+    ThresholdArgs,
+};
 use super::{EXIT_PARTIAL, flows_config, open_session, report, usage};
 use flowlens::{
     BaselineStore, DetectCatalog, DetectPlan, S3Options, any_at_or_above, baseline_listing, detect,
     evaluate, format_time, learn_baseline, read_labels, render_findings, render_incidents,
-    write_text,
+    render_report, write_text,
 };
 
 /// Exit code when findings at or above `--fail-on` exist (DESIGN.md).
@@ -96,16 +99,26 @@ fn covered(periods: &[(i64, i64)]) -> String {
         .join(", ")
 }
 
-pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
-    let catalog = catalog(&args.thresholds)?;
-    if args.list_params {
-        for (key, value, doc) in catalog.describe() {
-            outln!("{key} = {value}\n    {doc}")?;
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut config = flows_config(&args.source)?;
-    config.cluster = super::cluster_of(&args.cluster)?;
+/// A detection as `detect` and `report` run it: its session (whose tables the report
+/// reads), what it found, and the catalog and S3 settings it used.
+struct Detection {
+    session: flowlens::FlowsSession,
+    report: flowlens::DetectReport,
+    catalog: DetectCatalog,
+    s3: S3Options,
+    started: Instant,
+}
+
+async fn run_detection(
+    source: &SourceArgs,
+    cluster: &ClusterArgs,
+    baseline: Option<&str>,
+    thresholds: &ThresholdArgs,
+    quiet: bool,
+) -> Result<Detection> {
+    let catalog = catalog(thresholds)?;
+    let mut config = flows_config(source)?;
+    config.cluster = super::cluster_of(cluster)?;
     // Detection learns from the data, then reads the examined day again.
     config.reads_twice = true;
     let window = match (config.time_range.since, config.time_range.until) {
@@ -115,10 +128,10 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
         (None, None) => None,
     };
     let s3 = S3Options {
-        endpoint_url: args.source.endpoint_url.clone(),
+        endpoint_url: source.endpoint_url.clone(),
         concurrency: None,
     };
-    let baseline = match &args.baseline {
+    let baseline = match baseline {
         Some(location) => {
             let store = BaselineStore::open(location, &s3, &rebuild_hint(location))
                 .await
@@ -132,7 +145,7 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
         None => None,
     };
     let started = Instant::now();
-    let days = args.thresholds.baseline_days;
+    let days = thresholds.baseline_days;
     let plan = DetectPlan::new(&config, window, days, baseline.is_some())
         .await
         .map_err(usage)?;
@@ -156,6 +169,66 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
             format_time(report.baseline.1)
         );
     }
+    Ok(Detection {
+        session,
+        report,
+        catalog,
+        s3,
+        started,
+    })
+}
+
+impl Detection {
+    /// Writes the HTML report to `out` (a file or s3://bucket/key).
+    async fn write_report(&self, out: &std::path::Path, quiet: bool) -> Result<()> {
+        let html = render_report(&self.session, &self.catalog, &self.report).await?;
+        write_text(&html, Some(out), &self.s3).await?;
+        if !quiet {
+            eprintln!("flowlens: report written to {}", out.display());
+        }
+        Ok(())
+    }
+}
+
+pub async fn run_report(args: ReportArgs, quiet: bool) -> Result<ExitCode> {
+    let detection = run_detection(
+        &args.source,
+        &args.cluster,
+        args.baseline.as_deref(),
+        &args.thresholds,
+        quiet,
+    )
+    .await?;
+    detection.write_report(&args.out, quiet).await?;
+    Ok(report::finished(
+        &detection.session,
+        detection.started,
+        quiet,
+    ))
+}
+
+pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
+    if args.list_params {
+        for (key, value, doc) in catalog(&args.thresholds)?.describe() {
+            outln!("{key} = {value}\n    {doc}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let detection = run_detection(
+        &args.source,
+        &args.cluster,
+        args.baseline.as_deref(),
+        &args.thresholds,
+        quiet,
+    )
+    .await?;
+    let Detection {
+        session,
+        report,
+        s3,
+        started,
+        ..
+    } = &detection;
     let format = args.output.unwrap_or(
         match args.out.is_none() && std::io::stdout().is_terminal() {
             true => FindingsFormat::Table,
@@ -185,8 +258,11 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
             render_findings(&report.findings, flowlens::FindingsFormat::Ocsf, Some(now))
         }
     };
-    write_text(&text, args.out.as_deref(), &s3).await?;
-    let code = report::finished(&session, started, quiet);
+    write_text(&text, args.out.as_deref(), s3).await?;
+    if let Some(out) = &args.report {
+        detection.write_report(out, quiet).await?;
+    }
+    let code = report::finished(session, *started, quiet);
     if let Some(level) = args.fail_on
         && any_at_or_above(&report.findings, level)
     {

@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Convert(args) => runtime()?.block_on(convert::run(args, quiet)),
         Command::Baseline(args) => runtime()?.block_on(detect::baseline(args, quiet)),
         Command::Detect(args) => runtime()?.block_on(detect::run_detect(args, quiet)),
+        Command::Report(args) => runtime()?.block_on(detect::run_report(args, quiet)),
         Command::Evaluate(args) => runtime()?.block_on(detect::run_evaluate(args, quiet)),
         Command::Schema(args) => schema(args),
         Command::Generate(args) => generate_archive(args, quiet),

@@ -7,20 +7,7 @@ use flowlens::FlowsSession;
 
 use super::EXIT_PARTIAL;
 
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+pub use flowlens::human_bytes;
 
 /// Before reading: what the sources selected.
 pub fn selected(session: &FlowsSession, quiet: bool) {

@@ -24,6 +24,7 @@ struct Settings {
     max_attempts: Option<u32>,
     memory_mb: Option<usize>,
     findings_format: Option<String>,
+    report: Option<bool>,
     format: Option<String>,
     endpoint_url: Option<String>,
     s3_concurrency: Option<usize>,
@@ -120,6 +121,16 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
             )));
         }
     };
+    let report = match env("report").as_deref() {
+        Some("1" | "true" | "yes") => true,
+        Some("0" | "false" | "no") => false,
+        Some(other) => {
+            return Err(usage(format!(
+                "FLOWLENS_REPORT: `{other}` is not true or false"
+            )));
+        }
+        None => file.report.unwrap_or(false),
+    };
     let format = match env("format").or(file.format) {
         Some(text) => Some(FlowFormat::parse(&text).map_err(|p| usage(format!("format: {p}")))?),
         None => None,
@@ -152,6 +163,7 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
             true => flowlens::FindingsFormat::Ocsf,
             false => flowlens::FindingsFormat::Jsonl,
         },
+        report,
         format,
         s3: S3Options {
             endpoint_url: env("endpoint_url").or(file.endpoint_url),

@@ -67,6 +67,14 @@ impl DetectCatalog {
         &self.detectors
     }
 
+    /// The hourly metric a report charts beside findings of `kind` (its `-- chart:` header).
+    pub fn chart_metric(&self, kind: &str) -> Option<&str> {
+        self.detectors
+            .iter()
+            .find(|d| d.name == kind)
+            .and_then(|d| d.chart.as_deref())
+    }
+
     /// Sets `detector.param` (or `step.param`) to `value`, checking that it exists.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let (query, param) = key.split_once('.').ok_or_else(|| {

@@ -8,6 +8,7 @@ mod evaluate;
 mod finding;
 mod incident;
 mod pipeline;
+mod report;
 mod tables;
 
 pub use baseline::{BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore};
@@ -16,6 +17,7 @@ pub use evaluate::{evaluate, read_labels};
 pub use finding::{Finding, FindingsFormat, Severity, render_findings};
 pub use incident::{Incident, assign_incidents, render_incidents};
 pub use pipeline::{DAY, DetectReport, Pipeline, any_at_or_above, default_window};
+pub use report::render_report;
 
 use crate::error::{Error, Result};
 use crate::query::{FlowsConfig, FlowsSession};

@@ -124,6 +124,8 @@ pub struct NamedQuery {
     pub params: Vec<QueryParam>,
     /// Functions beyond portable SQL the query relies on.
     pub uses: Vec<String>,
+    /// For a detector: the hourly metric (hour_metrics) a report charts beside its findings.
+    pub chart: Option<String>,
     pub sql: String,
     pub origin: QueryOrigin,
 }
@@ -139,6 +141,7 @@ impl NamedQuery {
         let mut description = String::new();
         let mut params = Vec::new();
         let mut uses = Vec::new();
+        let mut chart = None;
         for (i, line) in text.lines().enumerate() {
             let Some(comment) = line.trim().strip_prefix("--") else {
                 continue;
@@ -152,6 +155,7 @@ impl NamedQuery {
                 "name" => name = Some(value.to_string()),
                 "description" => description = value.to_string(),
                 "uses" => uses.push(value.to_string()),
+                "chart" => chart = value.split_whitespace().next().map(str::to_string),
                 "param" => params.push(parse_param(value).ok_or_else(|| {
                     Error::invalid(
                         at(),
@@ -167,6 +171,7 @@ impl NamedQuery {
             description,
             params,
             uses,
+            chart,
             sql: text.to_string(),
             origin,
         };

@@ -13,6 +13,7 @@ pub(crate) use cluster::with_codecs;
 #[cfg(feature = "cluster")]
 pub use cluster::{ClusterAddress, ClusterSession, DEFAULT_SCHEDULER_PORT, flowlens_state};
 pub use datafusion::sql::parser::Statement;
+pub(crate) use functions::protocol_name;
 pub use functions::{FUNCTION_DOCS, is_private};
 pub use library::{NamedQuery, QueryLibrary, QueryOrigin};
 pub(crate) use library::{QueryParam, literal};

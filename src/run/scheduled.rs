@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::convert::{ConvertOptions, convert};
 use crate::detect::{
     Baseline, BaselineStore, DetectCatalog, DetectPlan, Finding, FindingsFormat, Pipeline, detect,
-    render_findings,
+    render_findings, render_report,
 };
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -62,6 +62,8 @@ pub struct RunConfig {
     pub memory_limit: usize,
     /// Jsonl or Ocsf.
     pub findings_format: FindingsFormat,
+    /// Whether each run also writes its HTML report next to its findings.
+    pub report: bool,
     pub format: Option<FlowFormat>,
     pub s3: S3Options,
     pub catalog: DetectCatalog,
@@ -317,7 +319,7 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
             pending.batch
         );
     }
-    let (batch, findings) =
+    let (batch, findings, reports) =
         detect_batch(config, &session, &pipeline, stored.as_ref(), !folded).await?;
     if !folded {
         failpoint::point("detected");
@@ -325,6 +327,7 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
             *summary.findings.entry(f.kind.clone()).or_default() += 1;
         }
         write_findings(config, &pending.batch, &findings).await?;
+        write_reports(config, &pending.batch, &reports).await?;
         failpoint::point("findings");
     }
     summary.records = session.stats().rows();
@@ -482,15 +485,17 @@ async fn convert_batch(
 /// Summarises the batch a day at a time and detects in each day's hours against the stored
 /// baseline (the `baseline_days` before those hours). The first run, with no baseline yet,
 /// learns one from the batch's own days before its last one, as `flowlens detect` would.
-/// Returns the batch's summary, to fold, and the findings (none unless `judge`).
+/// Returns the batch's summary, to fold, the findings (none unless `judge`) and, when the
+/// task writes reports, one HTML page per day judged (the page reads that day's tables).
 async fn detect_batch(
     config: &RunConfig,
     session: &FlowsSession,
     pipeline: &Pipeline<'_>,
     stored: Option<&Baseline>,
     judge: bool,
-) -> Result<(Option<Baseline>, Vec<Finding>)> {
+) -> Result<(Option<Baseline>, Vec<Finding>, Vec<(i64, String)>)> {
     let mut findings = Vec::new();
+    let mut reports = Vec::new();
     let mut batch: Option<Baseline> = None;
     let chunks = crate::detect::batch_days(session);
     for (since, until) in chunks {
@@ -504,17 +509,24 @@ async fn detect_batch(
             let report = pipeline
                 .detect(window.0, window.1, (learnt, window.0))
                 .await?;
+            if config.report {
+                let page = render_report(session, &config.catalog, &report).await?;
+                reports.push((window.0, page));
+            }
             findings.extend(report.findings);
         }
         batch = Some(pipeline.fold(batch, day).await?);
     }
     if judge && stored.is_none() {
         let plan = DetectPlan::latest_day(config.baseline_days);
-        findings = detect(session, &plan, None, &config.catalog)
-            .await?
-            .findings;
+        let report = detect(session, &plan, None, &config.catalog).await?;
+        if config.report {
+            let page = render_report(session, &config.catalog, &report).await?;
+            reports = vec![(report.window.0, page)];
+        }
+        findings = report.findings;
     }
-    Ok((batch, findings))
+    Ok((batch, findings, reports))
 }
 
 /// Writes the batch's findings object (named after the batch, so a rerun overwrites it).
@@ -529,6 +541,25 @@ async fn write_findings(config: &RunConfig, batch: &str, findings: &[Finding]) -
     );
     let text = render_findings(findings, config.findings_format, None);
     write_text(&text, Some(std::path::Path::new(&target)), &config.s3).await
+}
+
+/// Writes the batch's HTML report beside its findings object: `report-BATCH.html`, or one
+/// per day (`report-BATCH-YYYY-MM-DD.html`) when the batch spans several.
+async fn write_reports(config: &RunConfig, batch: &str, pages: &[(i64, String)]) -> Result<()> {
+    let folder = config.findings.trim_end_matches('/');
+    for (start, page) in pages {
+        let target = match pages.len() {
+            1 => format!("{folder}/report-{batch}.html"),
+            _ => format!(
+                "{folder}/report-{batch}-{}.html",
+                crate::time_range::format_time(*start)
+                    .get(..10)
+                    .unwrap_or("day")
+            ),
+        };
+        write_text(page, Some(std::path::Path::new(&target)), &config.s3).await?;
+    }
+    Ok(())
 }
 
 /// Folds the batch's summary into the stored baseline (hourly metrics kept for the
@@ -671,6 +702,7 @@ mod tests {
             max_attempts,
             memory_limit: 1 << 30,
             findings_format: FindingsFormat::Jsonl,
+            report: false,
             format: None,
             s3: S3Options::default(),
             catalog: DetectCatalog::builtin().unwrap(),

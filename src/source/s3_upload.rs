@@ -36,6 +36,7 @@ pub async fn upload_file(client: &Client, url: &S3Url, path: &Path) -> Result<()
             .put_object()
             .bucket(&url.bucket)
             .key(&url.key)
+            .set_content_type(super::store::content_type(&url.key).map(str::to_string))
             .body(body)
             .send()
             .await
@@ -46,6 +47,7 @@ pub async fn upload_file(client: &Client, url: &S3Url, path: &Path) -> Result<()
         .create_multipart_upload()
         .bucket(&url.bucket)
         .key(&url.key)
+        .set_content_type(super::store::content_type(&url.key).map(str::to_string))
         .send()
         .await
         .map_err(|e| s3_error(location.clone(), &e))?;

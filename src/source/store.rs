@@ -275,6 +275,7 @@ impl Store {
                 .put_object()
                 .bucket(&url.bucket)
                 .key(Self::key(url, name))
+                .set_content_type(content_type(name).map(str::to_string))
                 .body(ByteStream::from(bytes.to_vec()))
                 .send()
                 .await
@@ -364,6 +365,21 @@ fn staged(
         .and_then(|()| staging.as_file().sync_all())
         .map_err(|e| Error::io(location, e))?;
     Ok(staging)
+}
+
+/// The Content-Type an object is stored with, from its name: a report opened from S3 (or
+/// through CloudFront) must be served as a page, not downloaded.
+pub(crate) fn content_type(name: &str) -> Option<&'static str> {
+    let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase())?;
+    Some(match extension.as_str() {
+        "html" => "text/html; charset=utf-8",
+        "json" => "application/json",
+        "jsonl" => "application/x-ndjson",
+        "csv" => "text/csv; charset=utf-8",
+        "parquet" => "application/vnd.apache.parquet",
+        "txt" | "log" => "text/plain; charset=utf-8",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ mod install;
 mod named_queries;
 // Bad input, faults and hostile values: each test names the defect it pins down.
 mod reliability;
+// The HTML report, opened in headless Chromium.
+mod report;
 mod s3;
 mod scheduled;
 mod sql;

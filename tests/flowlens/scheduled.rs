@@ -317,6 +317,7 @@ fn a_bad_setting_in_the_environment_is_refused_not_ignored() {
         ("FLOWLENS_S3_CONCURRENCY", "lots"),
         ("FLOWLENS_S3_CONCURRENCY", "0"),
         ("FLOWLENS_MAX_ATTEMPTS", "two"),
+        ("FLOWLENS_REPORT", "maybe"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_flowlens"))
             .arg("run")
