@@ -81,6 +81,16 @@ pub enum Error {
     #[error("cluster {address}: {message}")]
     Cluster { address: String, message: String },
 
+    /// An AWS API call other than S3's failed (EC2 for the inventory); `location` names the
+    /// region or account and the call.
+    #[error("{location}: {message}")]
+    Aws { location: String, message: String },
+
+    /// A context file (inventory table, ip-ranges.json, GeoIP database, address list) that
+    /// cannot be read as what it claims to be; `location` is the file and line or offset.
+    #[error("{location}: {reason}")]
+    BadFile { location: String, reason: String },
+
     /// A user-supplied value that does not make sense, e.g. `--since yesterday-ish`.
     #[error("{location}: {reason}")]
     Invalid { location: String, reason: String },
@@ -91,6 +101,13 @@ impl Error {
         Error::Io {
             location: location.into(),
             source,
+        }
+    }
+
+    pub(crate) fn bad_file(location: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::BadFile {
+            location: location.into(),
+            reason: reason.into(),
         }
     }
 

@@ -7,6 +7,7 @@
 
 #[cfg(feature = "cluster")]
 mod cluster;
+mod context;
 mod decode;
 mod detect;
 mod error;
@@ -23,6 +24,7 @@ mod time_range;
 
 #[cfg(feature = "cluster")]
 pub use cluster::{ExecutorSettings, SchedulerSettings, run_executor, run_scheduler};
+pub use context::{Context, ContextOptions, write_inventory};
 pub use decode::{Decoder, DecoderOptions};
 pub use detect::{
     BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore, DAY, DetectCatalog, DetectPlan,
@@ -37,17 +39,17 @@ pub use generate::{GenerateOptions, KeyLayout, generate};
 pub use output::{
     OutputFormat, OutputOptions, human_bytes, write_batches, write_stream, write_text,
 };
+pub use query::{
+    CONTEXT_FUNCTION_DOCS, FUNCTION_DOCS, FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin,
+    Statement, default_memory_limit, is_private,
+};
 #[cfg(feature = "cluster")]
 pub use query::{ClusterAddress, DEFAULT_SCHEDULER_PORT};
-pub use query::{
-    FUNCTION_DOCS, FlowsConfig, FlowsSession, QueryLibrary, QueryOrigin, Statement,
-    default_memory_limit, is_private,
-};
 pub use run::{
     ConvertOptions, ConvertSummary, RunConfig, RunStatus, athena_ddl, convert, remove_stale,
     run_once,
 };
-pub use source::S3Options;
+pub use source::{InventoryOptions, InventorySnapshot, S3Options, snapshot_inventory};
 pub use time_range::{TimeRange, format_time, parse_time};
 
 /// Entry points for the fuzz targets under `tests/fuzz/` (built with `--cfg fuzzing` by

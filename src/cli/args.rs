@@ -44,6 +44,11 @@ pub enum Command {
     Detect(DetectArgs),
     /// Detect, then write an HTML report: incidents, findings against their baselines, traffic per interface.
     Report(ReportArgs),
+    /// Snapshot the EC2 inventory (interfaces, security groups, network ACLs, subnets, VPCs)
+    /// as Parquet tables for --inventory.
+    Inventory(InventoryArgs),
+    /// Which security group or network ACL rule rejected each group of rejected flows.
+    ExplainRejects(ExplainRejectsArgs),
     /// Score detection on an archive with labelled incidents (generate --incidents).
     Evaluate(EvaluateArgs),
     /// Print the `flows` table's columns and types.
@@ -179,6 +184,50 @@ pub struct SourceArgs {
     /// (default: half of the machine's or the container's memory).
     #[arg(long, value_name = "MB", env = "FLOWLENS_MEMORY_MB")]
     pub memory_mb: Option<usize>,
+
+    #[command(flatten)]
+    pub context: ContextArgs,
+}
+
+/// Who the interfaces and remotes are: tables and functions in SQL, context in findings.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Context")]
+pub struct ContextArgs {
+    /// An inventory from `flowlens inventory` (folder or s3:// prefix): the tables enis,
+    /// security_groups, network_acls, subnets, vpcs; explain_reject(); findings name the
+    /// interface's instance, subnet, groups and tags.
+    #[arg(long, value_name = "DIR", env = "FLOWLENS_INVENTORY")]
+    pub inventory: Option<String>,
+
+    /// AWS's ip-ranges.json, a file or URL (downloads are cached a day): aws_service(addr).
+    #[arg(long, value_name = "FILE|URL", env = "FLOWLENS_IP_RANGES")]
+    pub ip_ranges: Option<String>,
+
+    /// A MaxMind DB file (GeoLite2/GeoIP2 Country, City or ASN; DB-IP): geo_country(addr),
+    /// asn(addr), as_org(addr). Repeatable (a country and an ASN database).
+    #[arg(long, value_name = "FILE.mmdb")]
+    pub geoip: Vec<String>,
+
+    /// Addresses and CIDR blocks, one per line, that never raise a finding. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub allow_list: Vec<String>,
+
+    /// Addresses and CIDR blocks of known threats: a finding with one as its remote is raised
+    /// one severity. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub threat_list: Vec<String>,
+}
+
+impl ContextArgs {
+    pub fn options(&self) -> flowlens::ContextOptions {
+        flowlens::ContextOptions {
+            inventory: self.inventory.clone(),
+            ip_ranges: self.ip_ranges.clone(),
+            geoip: self.geoip.clone(),
+            allow_lists: self.allow_list.clone(),
+            threat_lists: self.threat_list.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -382,6 +431,46 @@ pub struct DetectArgs {
     /// List every detector threshold with its value and meaning, and exit.
     #[arg(long)]
     pub list_params: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InventoryArgs {
+    /// Folder or s3:// prefix to write the tables to (one Parquet file each, and
+    /// inventory.json saying when and what could not be described).
+    #[arg(long, value_name = "DIR")]
+    pub out: String,
+
+    /// Regions to describe (default: AWS_REGION or the profile's). Repeatable or
+    /// comma-separated.
+    #[arg(long, value_name = "REGION", value_delimiter = ',')]
+    pub regions: Vec<String>,
+
+    /// A role to assume for each account of an organisation (its interfaces, groups and
+    /// ACLs are snapshot through it). Repeatable.
+    #[arg(long = "role-arn", value_name = "ARN")]
+    pub role_arns: Vec<String>,
+
+    /// An EC2-compatible endpoint (also AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL); the S3
+    /// output takes AWS_ENDPOINT_URL_S3.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainRejectsArgs {
+    /// Needs --inventory DIR (from `flowlens inventory`).
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Only this interface's rejected flows.
+    #[arg(long, value_name = "ENI")]
+    pub interface: Option<String>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug)]

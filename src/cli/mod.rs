@@ -60,6 +60,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Convert(args) => runtime()?.block_on(convert::run(args, quiet)),
         Command::Baseline(args) => runtime()?.block_on(detect::baseline(args, quiet)),
         Command::Detect(args) => runtime()?.block_on(detect::run_detect(args, quiet)),
+        Command::Inventory(args) => runtime()?.block_on(inventory(args, quiet)),
+        Command::ExplainRejects(args) => runtime()?.block_on(explain_rejects(args, quiet)),
         Command::Report(args) => runtime()?.block_on(detect::run_report(args, quiet)),
         Command::Evaluate(args) => runtime()?.block_on(detect::run_evaluate(args, quiet)),
         Command::Schema(args) => schema(args),
@@ -135,6 +137,7 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
         memory_limit: Some(memory_limit),
         reads_twice: false,
         cluster: None,
+        context: args.context.options(),
     })
 }
 
@@ -285,6 +288,68 @@ async fn named_query(args: QueryArgs, quiet: bool) -> Result<ExitCode> {
     report::selected(&session, quiet);
     run_statements(&session, statements, &output).await?;
     Ok(report::finished(&session, started, quiet))
+}
+
+/// `flowlens inventory`: one snapshot of each region (and account), written as tables.
+async fn inventory(args: args::InventoryArgs, quiet: bool) -> Result<ExitCode> {
+    let taken_at = flowlens::format_time(chrono::Utc::now().timestamp());
+    let options = flowlens::InventoryOptions {
+        regions: args.regions.clone(),
+        role_arns: args.role_arns.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+    };
+    let snapshot = flowlens::snapshot_inventory(&options, &taken_at)
+        .await
+        .map_err(|e| match e {
+            flowlens::Error::Invalid { .. } => usage(e),
+            e => e.into(),
+        })?;
+    let written =
+        flowlens::write_inventory(&snapshot, &args.out, &taken_at, &S3Options::default()).await?;
+    for problem in &snapshot.problems {
+        eprintln!("flowlens: {problem}");
+    }
+    if !quiet {
+        let tables: Vec<String> = written
+            .iter()
+            .map(|(n, rows)| format!("{rows} {n}"))
+            .collect();
+        eprintln!(
+            "flowlens: inventory taken at {taken_at} written to {}: {}",
+            args.out,
+            tables.join(", ")
+        );
+    }
+    Ok(match snapshot.problems.is_empty() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(EXIT_PARTIAL),
+    })
+}
+
+/// `flowlens explain-rejects`: the named query `explain_rejects` over the given inventory.
+async fn explain_rejects(args: args::ExplainRejectsArgs, quiet: bool) -> Result<ExitCode> {
+    if args.source.context.inventory.is_none() {
+        return Err(usage(
+            "explain-rejects needs --inventory DIR (take one with `flowlens inventory --out DIR`)",
+        ));
+    }
+    let mut params = Vec::new();
+    if let Some(eni) = &args.interface {
+        params.push(("interface".to_string(), eni.clone()));
+    }
+    named_query(
+        QueryArgs {
+            name: Some("explain_rejects".to_string()),
+            list: false,
+            params,
+            queries_dir: None,
+            source: args.source,
+            cluster: args.cluster,
+            output: args.output,
+        },
+        quiet,
+    )
+    .await
 }
 
 fn schema(args: SchemaArgs) -> Result<ExitCode> {

@@ -25,6 +25,11 @@ struct Settings {
     memory_mb: Option<usize>,
     findings_format: Option<String>,
     report: Option<bool>,
+    inventory: Option<String>,
+    ip_ranges: Option<String>,
+    geoip: Option<Vec<String>>,
+    allow_lists: Option<Vec<String>>,
+    threat_lists: Option<Vec<String>>,
     format: Option<String>,
     endpoint_url: Option<String>,
     s3_concurrency: Option<usize>,
@@ -35,6 +40,11 @@ fn env(name: &str) -> Option<String> {
     std::env::var(format!("FLOWLENS_{}", name.to_uppercase()))
         .ok()
         .filter(|v| !v.is_empty())
+}
+
+/// A comma-separated FLOWLENS_ variable.
+fn list(name: &str) -> Option<Vec<String>> {
+    env(name).map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
 }
 
 fn seconds(setting: &str, text: &str) -> Result<i64> {
@@ -164,6 +174,15 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
             false => flowlens::FindingsFormat::Jsonl,
         },
         report,
+        context: flowlens::ContextOptions {
+            inventory: env("inventory").or(file.inventory),
+            ip_ranges: env("ip_ranges").or(file.ip_ranges),
+            geoip: list("geoip").or(file.geoip).unwrap_or_default(),
+            allow_lists: list("allow_lists").or(file.allow_lists).unwrap_or_default(),
+            threat_lists: list("threat_lists")
+                .or(file.threat_lists)
+                .unwrap_or_default(),
+        },
         format,
         s3: S3Options {
             endpoint_url: env("endpoint_url").or(file.endpoint_url),

@@ -4,6 +4,7 @@
 
 mod baseline;
 mod catalog;
+mod enrich;
 mod evaluate;
 mod finding;
 mod incident;

@@ -332,7 +332,10 @@ impl<'a> Pipeline<'a> {
             Ok::<_, Error>(found)
         }))
         .await?;
-        let mut findings = dedupe(found.into_iter().flatten().collect());
+        let (mut findings, context_notes) = super::enrich::enrich(
+            dedupe(found.into_iter().flatten().collect()),
+            self.session.enrichment(),
+        );
         let incidents = assign_incidents(&mut findings);
 
         let history = run(
@@ -374,6 +377,7 @@ impl<'a> Pipeline<'a> {
         if interfaces.is_empty() {
             warnings.push("no traffic in the detection window".to_string());
         }
+        warnings.extend(context_notes);
         warnings.extend(self.fleet_warnings().await?);
         warnings.extend(self.older_baseline_warning().await?);
         Ok(DetectReport {

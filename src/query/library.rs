@@ -32,6 +32,7 @@ pub(crate) static BUILTIN: &[(&str, &str)] = builtin![
     "bytes_per_pair",
     "cross_az_traffic",
     "egress_to_public",
+    "explain_rejects",
     "internet_exposed_admin_ports",
     "ipv4_bytes",
     "ipv6_bytes",

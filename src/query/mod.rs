@@ -2,6 +2,7 @@
 
 #[cfg(feature = "cluster")]
 mod cluster;
+mod context_functions;
 mod functions;
 mod library;
 mod session;
@@ -12,6 +13,7 @@ pub(crate) use cluster::standalone;
 pub(crate) use cluster::with_codecs;
 #[cfg(feature = "cluster")]
 pub use cluster::{ClusterAddress, ClusterSession, DEFAULT_SCHEDULER_PORT, flowlens_state};
+pub use context_functions::CONTEXT_FUNCTION_DOCS;
 pub use datafusion::sql::parser::Statement;
 pub(crate) use functions::protocol_name;
 pub use functions::{FUNCTION_DOCS, is_private};

@@ -10,7 +10,10 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 
+use super::context_functions::context_functions;
 use super::functions::flowlens_functions;
+use crate::context::{Context, ContextOptions};
+use datafusion::datasource::MemTable;
 
 use crate::decode::DecoderOptions;
 use crate::error::{Error, Result};
@@ -47,6 +50,8 @@ pub struct FlowsConfig {
     pub reads_twice: bool,
     /// `--cluster df://HOST:PORT`: queries that read `flows` run on that Ballista cluster.
     pub cluster: Option<String>,
+    /// Context files: the inventory, ip-ranges.json, GeoIP databases, address lists.
+    pub context: ContextOptions,
 }
 
 impl FlowsConfig {
@@ -116,6 +121,9 @@ pub struct FlowsSession {
     table: Arc<FlowsTable>,
     listing: ListingSummary,
     memory_limit: Option<usize>,
+    /// The context (`--inventory`, `--ip-ranges`, …), loaded once and shared by the
+    /// sessions made from this one.
+    enrichment: Arc<Context>,
     /// Where queries that read `flows` run when not here (`--cluster`).
     #[cfg(feature = "cluster")]
     cluster: Option<super::ClusterSession>,
@@ -199,6 +207,9 @@ impl FlowsSession {
         }
         #[allow(unused_mut)]
         let mut session = Self::with_table(table, summary, config.memory_limit);
+        if !config.context.is_empty() {
+            session.attach(Context::load(&config.context, &config.s3).await?)?;
+        }
         if let Some(url) = &config.cluster {
             session.join_cluster(url).await?;
         }
@@ -222,8 +233,33 @@ impl FlowsSession {
         ))
     }
 
-    /// The same cluster for a session over part of this one's objects.
+    /// Registers `context`'s tables (the inventory's) and functions in this session.
+    fn attach(&mut self, context: Arc<Context>) -> Result<()> {
+        if let Some(inventory) = &context.inventory {
+            for (name, table) in &inventory.tables {
+                let location = format!("inventory table {name}");
+                let mem = MemTable::try_new(table.schema.clone(), vec![table.batches.clone()])
+                    .map_err(|e| Error::query(&location, e))?;
+                self.ctx
+                    .register_table(*name, Arc::new(mem))
+                    .map_err(|e| Error::query(&location, e))?;
+            }
+        }
+        for function in context_functions(&context) {
+            self.ctx.register_udf(function);
+        }
+        self.enrichment = context;
+        Ok(())
+    }
+
+    /// The context given to this session (empty when none was).
+    pub fn enrichment(&self) -> &Arc<Context> {
+        &self.enrichment
+    }
+
+    /// The same cluster (and context) for a session over part of this one's objects.
     async fn same_cluster(&self, mut other: FlowsSession) -> Result<FlowsSession> {
+        other.attach(self.enrichment.clone())?;
         #[cfg(feature = "cluster")]
         if let Some(cluster) = &self.cluster {
             other.cluster =
@@ -319,6 +355,10 @@ impl FlowsSession {
         for function in flowlens_functions() {
             ctx.register_udf(function);
         }
+        let enrichment = Arc::new(Context::default());
+        for function in context_functions(&enrichment) {
+            ctx.register_udf(function);
+        }
         // Registering into a fresh context only fails on a name clash, which cannot happen.
         let _ = ctx.register_table("flows", table.clone());
         FlowsSession {
@@ -327,6 +367,7 @@ impl FlowsSession {
             table,
             listing,
             memory_limit,
+            enrichment,
             #[cfg(feature = "cluster")]
             cluster: None,
         }

@@ -64,6 +64,8 @@ pub struct RunConfig {
     pub findings_format: FindingsFormat,
     /// Whether each run also writes its HTML report next to its findings.
     pub report: bool,
+    /// Context for the findings (inventory, ip-ranges, GeoIP, lists).
+    pub context: crate::context::ContextOptions,
     pub format: Option<FlowFormat>,
     pub s3: S3Options,
     pub catalog: DetectCatalog,
@@ -262,6 +264,7 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
         time_range: TimeRange { since, until: None },
         s3: config.s3.clone(),
         memory_limit: Some(config.memory_limit),
+        context: config.context.clone(),
         ..FlowsConfig::default()
     };
     let listing = FlowsSession::open(&flows).await?;
@@ -703,6 +706,7 @@ mod tests {
             memory_limit: 1 << 30,
             findings_format: FindingsFormat::Jsonl,
             report: false,
+            context: Default::default(),
             format: None,
             s3: S3Options::default(),
             catalog: DetectCatalog::builtin().unwrap(),

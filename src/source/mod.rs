@@ -2,7 +2,9 @@
 //! through decompression into the decoder. The only layer that does I/O, and the only one
 //! that talks to S3.
 
+mod ec2_inventory;
 mod held_rows;
+mod http_cache;
 mod key_layout;
 mod listing;
 mod local_listing;
@@ -16,6 +18,11 @@ mod s3_url;
 mod scan_stats;
 mod store;
 
+pub use ec2_inventory::{
+    InterfaceRow, InventoryOptions, InventorySnapshot, NetworkAclRow, SecurityGroupRow, SubnetRow,
+    VpcRow, snapshot_inventory,
+};
+pub use http_cache::fetch_cached;
 pub use key_layout::key_info;
 #[cfg(fuzzing)]
 pub(crate) use key_layout::prefix_info;

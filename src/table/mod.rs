@@ -4,6 +4,7 @@
 mod codec;
 mod flows_scan;
 mod flows_table;
+mod materialised;
 mod time_filters;
 
 #[cfg(feature = "cluster")]
@@ -11,3 +12,4 @@ pub use codec::{FlowsLogicalCodec, FlowsPhysicalCodec};
 #[cfg(feature = "cluster")]
 pub(crate) use flows_scan::report_in_metric;
 pub use flows_table::FlowsTable;
+pub use materialised::{Table, from_parquet, to_parquet};

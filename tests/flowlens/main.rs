@@ -7,6 +7,8 @@ mod support;
 // Scale-out on a loopback Ballista cluster.
 #[cfg(feature = "cluster")]
 mod cluster;
+// Context: the EC2 inventory (on moto), rejects explained, who remotes are.
+mod context;
 mod convert;
 mod detect;
 mod install;

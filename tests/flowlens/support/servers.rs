@@ -142,3 +142,135 @@ pub fn number_after(text: &str, word: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no `{word}` in: {text}"))
 }
+
+/// Python tools the tests need, in a virtualenv under target/: moto's server (an AWS API
+/// emulator: EC2, IAM, SQS, SNS, …) and mmdb-writer (GeoIP fixtures). Installed on first
+/// use; a failed install fails the tests.
+pub fn tools_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = target_dir().join("tools-venv");
+        let ready = venv.join("ready-moto-5.2.6");
+        if !ready.exists() {
+            let run = |cmd: &mut Command, what: &str| {
+                let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(
+                    out.status.success(),
+                    "{what} failed:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            run(
+                Command::new("python3").args(["-m", "venv"]).arg(&venv),
+                "python3 -m venv",
+            );
+            run(
+                Command::new(venv.join("bin/pip")).args([
+                    "install",
+                    "--quiet",
+                    "moto[server]==5.2.6",
+                    "mmdb-writer==0.2.7",
+                ]),
+                "pip install moto[server] mmdb-writer",
+            );
+            std::fs::write(&ready, "").unwrap();
+        }
+        venv
+    })
+}
+
+/// Runs a Python script with the tools' interpreter and returns its standard output.
+pub fn python(script: &str, env: &[(&str, &str)]) -> String {
+    let out = Command::new(tools_venv().join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .envs(env.iter().copied())
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// moto's server on 127.0.0.1, stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts a server; `env` sets moto's own options (INITIAL_NO_AUTH_ACTION_COUNT turns on
+    /// IAM checks after that many requests).
+    pub fn start(env: &[(&str, &str)]) -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(tools_venv().join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let mut moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto_server exited: {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto_server did not start listening on 127.0.0.1:{port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    /// The environment an AWS client (flowlens, boto3) needs to talk to this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_REGION", "eu-west-1".to_string()),
+            ("AWS_DEFAULT_REGION", "eu-west-1".to_string()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ]
+    }
+
+    /// flowlens with this server's environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flowlens"));
+        cmd.args(args)
+            .env_remove("FLOWLENS_SOURCE")
+            .env("HOME", std::env::temp_dir());
+        for (k, v) in self.env() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// A Python script with boto3 pointed at this server.
+    pub fn python(&self, script: &str) -> String {
+        let env = self.env();
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        python(script, &pairs)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
