@@ -197,6 +197,7 @@ fn findings_name_the_interface_and_the_acl_rule_behind_rejected_replies() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("flows.log");
     std::fs::write(&log, rejected_flows(&eni)).unwrap();
+    let page = dir.path().join("report.html");
     let out = flowlens(&[
         "detect",
         "--source",
@@ -205,8 +206,20 @@ fn findings_name_the_interface_and_the_acl_rule_behind_rejected_replies() {
         &inventory,
         "-o",
         "jsonl",
+        "--report",
+        page.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The report names the interface too.
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("<small>orders-db · orders database</small>"),
+        "finding row"
+    );
+    assert!(
+        html.contains("<td>description</td><td>orders database</td>"),
+        "interface section"
+    );
     let findings: Vec<serde_json::Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -558,4 +571,41 @@ fn ip_ranges_by_url_are_downloaded_once_and_cached() {
     let second = query();
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(stdout(&second).ends_with("S3\n"));
+}
+
+#[test]
+fn an_organisation_is_snapshot_through_a_role_per_account_and_region() {
+    // moto keeps each account's resources apart: a role assumed in 111111111111 sees that
+    // account's default VPCs, one per region.
+    let moto = Moto::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = moto
+        .command(&[
+            "inventory",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--regions",
+            "eu-west-1,us-east-1",
+            "--role-arn",
+            "arn:aws:iam::111111111111:role/flowlens-audit",
+            "--role-arn",
+            "arn:aws:iam::222222222222:role/flowlens-audit",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = csv_rows(
+        &[&sample_logs()],
+        &["--inventory", dir.path().to_str().unwrap()],
+        "SELECT account_id, region, count(*) FROM vpcs WHERE is_default GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    assert_eq!(
+        rows,
+        vec![
+            "111111111111,eu-west-1,1",
+            "111111111111,us-east-1,1",
+            "222222222222,eu-west-1,1",
+            "222222222222,us-east-1,1",
+        ]
+    );
 }

@@ -52,6 +52,8 @@ pub(crate) struct FindingView<'a> {
 /// One interface's section.
 pub(crate) struct InterfaceView {
     pub interface_id: String,
+    /// Who it is, from the inventory: name, instance, description, subnet, groups, tags.
+    pub about: Vec<(&'static str, String)>,
     pub baseline_hours: i64,
     pub findings: usize,
     /// Hour, accepted records, rejected records.
@@ -333,7 +335,37 @@ async fn gather<'a>(
                 ports.i64(r, "rejected").unwrap_or(0).to_string(),
             ]
         });
+        let about = session
+            .enrichment()
+            .interface(&id)
+            .map(|eni| {
+                let mut about = Vec::new();
+                for (name, value) in [
+                    ("name", &eni.name),
+                    ("instance", &eni.instance_id),
+                    ("description", &eni.description),
+                    ("type", &eni.interface_type),
+                    ("subnet", &eni.subnet_id),
+                    ("VPC", &eni.vpc_id),
+                ] {
+                    if let Some(v) = value {
+                        about.push((name, v.clone()));
+                    }
+                }
+                if !eni.private_ips.is_empty() {
+                    about.push(("addresses", eni.private_ips.join(" ")));
+                }
+                if !eni.security_groups.is_empty() {
+                    about.push(("security groups", eni.security_groups.join(" ")));
+                }
+                if let Some(tags) = &eni.tags {
+                    about.push(("tags", tags.clone()));
+                }
+                about
+            })
+            .unwrap_or_default();
         data.interfaces.push(InterfaceView {
+            about,
             baseline_hours: hours.get(id.as_str()).copied().unwrap_or(0),
             findings: with_findings.get(id.as_str()).copied().unwrap_or(0),
             traffic,

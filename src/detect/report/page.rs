@@ -196,7 +196,7 @@ pub(crate) fn render(data: &ReportData<'_>) -> Result<String> {
             };
             let _ = writeln!(
                 html,
-                "<tr id=\"f-{id}\">{}<td>{}</td><td><a href=\"#if-{iface}\">{iface}</a></td>\
+                "<tr id=\"f-{id}\">{}<td>{}</td><td><a href=\"#if-{iface}\">{iface}</a>{who}</td>\
                  <td data-sort=\"{ws}\">{} to {}</td><td class=\"num\">{:.1}</td>\
                  <td>{}<details><summary>evidence</summary><code>{}</code></details>{chart}</td></tr>",
                 severity_cell(f.severity.as_str(), f.severity as u8),
@@ -209,6 +209,7 @@ pub(crate) fn render(data: &ReportData<'_>) -> Result<String> {
                 id = escape(&f.finding_id),
                 iface = escape(&f.interface_id),
                 ws = f.window_start,
+                who = who(f),
             );
         }
         html.push_str("</tbody></table>\n");
@@ -228,6 +229,22 @@ pub(crate) fn render(data: &ReportData<'_>) -> Result<String> {
     }
     let _ = write!(html, "<script>{SCRIPT}</script>\n</body></html>\n");
     Ok(html)
+}
+
+/// The interface's name and instance from the finding's context (an inventory was given).
+fn who(finding: &crate::detect::Finding) -> String {
+    let Some(about) = finding.evidence.get("interface") else {
+        return String::new();
+    };
+    let parts: Vec<String> = ["name", "instance_id", "description"]
+        .iter()
+        .filter_map(|k| about.get(*k).and_then(|v| v.as_str()))
+        .map(escape)
+        .collect();
+    match parts.is_empty() {
+        true => String::new(),
+        false => format!("<br><small>{}</small>", parts.join(" · ")),
+    }
 }
 
 /// Findings by kind and severity.
@@ -268,6 +285,13 @@ fn interface(html: &mut String, view: &InterfaceView) -> Result<()> {
          Findings: {}.</p>",
         view.baseline_hours, view.findings
     );
+    if !view.about.is_empty() {
+        html.push_str("<table class=\"summary\"><tbody>");
+        for (name, value) in &view.about {
+            let _ = write!(html, "<tr><td>{name}</td><td>{}</td></tr>", escape(value));
+        }
+        html.push_str("</tbody></table>\n");
+    }
     html.push_str(&traffic_chart(&view.interface_id, &view.traffic)?);
     let table = |html: &mut String, title: &str, head: &[&str], rows: &[Vec<String>]| {
         if rows.is_empty() {
