@@ -7,7 +7,7 @@ use anyhow::Result;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use flowlens::{FUNCTION_DOCS, FlowsSession, OutputOptions, write_stream};
+use flowlens::{CONTEXT_FUNCTION_DOCS, FUNCTION_DOCS, FlowsSession, OutputOptions, write_stream};
 
 const HELP: &str = "\
 Type SQL over the `flows` table and end it with `;` (it may span lines).
@@ -56,7 +56,7 @@ pub async fn run(session: &FlowsSession, output: &OutputOptions) -> Result<()> {
                     pending = "DESCRIBE flows;".to_string();
                 }
                 "\\f" => {
-                    for (signature, doc) in FUNCTION_DOCS {
+                    for (signature, doc) in FUNCTION_DOCS.iter().chain(CONTEXT_FUNCTION_DOCS) {
                         outln!("{signature}\n    {doc}")?;
                     }
                     continue;
