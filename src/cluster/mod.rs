@@ -170,7 +170,11 @@ mod tests {
         .map(|sql| (sql.to_string(), sql.to_string()))
         .collect();
         let library = QueryLibrary::builtin().unwrap();
-        for query in library.queries() {
+        // explain_rejects needs an inventory (tested against the EC2 emulator).
+        for query in library
+            .queries()
+            .filter(|q| !q.uses.iter().any(|u| u.contains("--inventory")))
+        {
             // Required parameters get a value the sample archive has.
             let values: Vec<(String, String)> = query
                 .params

@@ -430,8 +430,9 @@ mod tests {
         let library = QueryLibrary::builtin().unwrap();
         for query in library.queries() {
             assert!(!query.description.is_empty(), "{}", query.name);
-            let uses_flowlens =
-                query.sql.contains("is_private_ip") || query.sql.contains("ip_in_cidr");
+            let uses_flowlens = ["is_private_ip", "ip_in_cidr", "explain_reject"]
+                .iter()
+                .any(|f| query.sql.contains(f));
             assert_eq!(
                 uses_flowlens,
                 !query.uses.is_empty(),
