@@ -81,10 +81,10 @@ pub enum Error {
     #[error("cluster {address}: {message}")]
     Cluster { address: String, message: String },
 
-    /// An AWS API call other than S3's failed (EC2 for the inventory); `location` names the
-    /// region or account and the call.
+    /// A call to an AWS API other than S3's (EC2, Security Hub, SNS, …) or to a webhook
+    /// failed; `location` names the call (and region, account or URL).
     #[error("{location}: {message}")]
-    Aws { location: String, message: String },
+    Service { location: String, message: String },
 
     /// A context file (inventory table, ip-ranges.json, GeoIP database, address list) that
     /// cannot be read as what it claims to be; `location` is the file and line or offset.

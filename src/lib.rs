@@ -27,10 +27,11 @@ pub use cluster::{ExecutorSettings, SchedulerSettings, run_executor, run_schedul
 pub use context::{Context, ContextOptions, write_inventory};
 pub use decode::{Decoder, DecoderOptions};
 pub use detect::{
-    BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore, DAY, DetectCatalog, DetectPlan,
-    DetectReport, Finding, FindingsFormat, Incident, Severity, any_at_or_above, assign_incidents,
-    baseline_listing, detect, evaluate, learn_baseline, read_labels, render_findings,
-    render_incidents, render_report,
+    Alert, BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore, Cooldown, DAY, Delivery,
+    DetectCatalog, DetectPlan, DetectReport, Finding, FindingsFormat, Incident, Severity, alerts,
+    any_at_or_above, assign_incidents, baseline_listing, deliver, detect, evaluate,
+    export_to_security_hub, learn_baseline, read_labels, render_findings, render_incidents,
+    render_report, to_asff,
 };
 pub use error::{Error, Result};
 pub use failpoint::request_stop;
@@ -49,7 +50,10 @@ pub use run::{
     ConvertOptions, ConvertSummary, RunConfig, RunStatus, athena_ddl, convert, remove_stale,
     run_once,
 };
-pub use source::{InventoryOptions, InventorySnapshot, S3Options, snapshot_inventory};
+pub use source::{
+    AsffFinding, ImportSummary, InventoryOptions, InventorySnapshot, NotifyTarget, S3Options,
+    snapshot_inventory,
+};
 pub use time_range::{TimeRange, format_time, parse_time};
 
 /// Entry points for the fuzz targets under `tests/fuzz/` (built with `--cfg fuzzing` by

@@ -428,9 +428,36 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub deliver: DeliverArgs,
+
     /// List every detector threshold with its value and meaning, and exit.
     #[arg(long)]
     pub list_params: bool,
+}
+
+/// Where findings go besides the output: Security Hub, alerts.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Delivery")]
+pub struct DeliverArgs {
+    /// Also send the findings to this service: `securityhub` (BatchImportFindings, ASFF,
+    /// stable ids so a rerun updates rather than duplicates).
+    #[arg(long, value_enum, value_name = "SERVICE")]
+    pub export: Vec<ExportTarget>,
+
+    /// Alert on each incident at or above --notify-min-severity: `sns:TOPIC-ARN` or
+    /// `webhook:URL` (JSON; Slack's text format for hooks.slack.com). Repeatable.
+    #[arg(long, value_name = "TARGET")]
+    pub notify: Vec<String>,
+
+    /// The least severity that alerts.
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value = "high")]
+    pub notify_min_severity: flowlens::Severity,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportTarget {
+    Securityhub,
 }
 
 #[derive(Args, Debug)]

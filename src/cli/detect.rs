@@ -190,6 +190,57 @@ impl Detection {
     }
 }
 
+/// Security Hub and alerts, after the findings are written: what a service refuses is
+/// reported, and the run's exit code stays the findings'.
+async fn deliver(
+    args: &super::args::DeliverArgs,
+    report: &flowlens::DetectReport,
+    quiet: bool,
+) -> Result<()> {
+    let targets = args
+        .notify
+        .iter()
+        .map(|t| flowlens::NotifyTarget::parse(t).map_err(usage))
+        .collect::<Result<Vec<_>>>()?;
+    if args
+        .export
+        .contains(&super::args::ExportTarget::Securityhub)
+    {
+        let summary = flowlens::export_to_security_hub(&report.findings).await?;
+        for (id, code, message) in &summary.refused {
+            eprintln!("flowlens: Security Hub refused {id}: {code} {message}");
+        }
+        if !quiet {
+            eprintln!(
+                "flowlens: {} findings imported into Security Hub, {} refused",
+                summary.imported,
+                summary.refused.len()
+            );
+        }
+    }
+    if !targets.is_empty() {
+        let alerts = flowlens::alerts(
+            &report.findings,
+            &report.incidents,
+            args.notify_min_severity,
+        );
+        let now = chrono::Utc::now().timestamp();
+        let delivery = flowlens::deliver(&alerts, &targets, None, now).await;
+        for failure in &delivery.failures {
+            eprintln!("flowlens: alert not delivered: {failure}");
+        }
+        if !quiet {
+            eprintln!(
+                "flowlens: {} alerts sent ({} incidents at or above {})",
+                delivery.sent,
+                alerts.len(),
+                args.notify_min_severity.as_str()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub async fn run_report(args: ReportArgs, quiet: bool) -> Result<ExitCode> {
     let detection = run_detection(
         &args.source,
@@ -213,6 +264,10 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
             outln!("{key} = {value}\n    {doc}")?;
         }
         return Ok(ExitCode::SUCCESS);
+    }
+    // A mistyped target is a usage error before anything is read.
+    for target in &args.deliver.notify {
+        flowlens::NotifyTarget::parse(target).map_err(usage)?;
     }
     let detection = run_detection(
         &args.source,
@@ -262,6 +317,7 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
     if let Some(out) = &args.report {
         detection.write_report(out, quiet).await?;
     }
+    deliver(&args.deliver, report, quiet).await?;
     let code = report::finished(session, *started, quiet);
     if let Some(level) = args.fail_on
         && any_at_or_above(&report.findings, level)

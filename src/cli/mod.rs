@@ -138,6 +138,7 @@ fn flows_config(args: &SourceArgs) -> Result<FlowsConfig> {
         reads_twice: false,
         cluster: None,
         context: args.context.options(),
+        reads_s3: false,
     })
 }
 

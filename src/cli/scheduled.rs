@@ -30,6 +30,12 @@ struct Settings {
     geoip: Option<Vec<String>>,
     allow_lists: Option<Vec<String>>,
     threat_lists: Option<Vec<String>>,
+    securityhub: Option<bool>,
+    notify: Option<Vec<String>>,
+    notify_min_severity: Option<String>,
+    notify_cooldown: Option<String>,
+    sqs: Option<String>,
+    sqs_max_messages: Option<usize>,
     format: Option<String>,
     endpoint_url: Option<String>,
     s3_concurrency: Option<usize>,
@@ -66,10 +72,25 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
         }
         None => Settings::default(),
     };
-    let sources = env("source")
+    let sqs = env("sqs").or(file.sqs.clone());
+    let sources: Vec<String> = env("source")
         .map(|s| s.split(',').map(str::to_string).collect())
-        .or(file.source)
-        .ok_or_else(|| usage("no source: set `source` in the config or FLOWLENS_SOURCE"))?;
+        .or(file.source.clone())
+        .unwrap_or_default();
+    if sources.is_empty() && sqs.is_none() {
+        return Err(usage(
+            "no source: set `source` (or FLOWLENS_SOURCE) to list, or `sqs` (FLOWLENS_SQS) for \
+             a queue of S3 notifications",
+        ));
+    }
+    let sqs_max_messages = match env("sqs_max_messages") {
+        Some(v) => v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+            usage(format!(
+                "FLOWLENS_SQS_MAX_MESSAGES: `{v}` is not a whole number above 0"
+            ))
+        })?,
+        None => file.sqs_max_messages.unwrap_or(1000),
+    };
     let state = env("state")
         .or(file.state)
         .ok_or_else(|| usage("no state location: set `state` or FLOWLENS_STATE"))?;
@@ -141,6 +162,36 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
         }
         None => file.report.unwrap_or(false),
     };
+    let securityhub = match env("securityhub").as_deref() {
+        Some("1" | "true" | "yes") => true,
+        Some("0" | "false" | "no") => false,
+        Some(other) => {
+            return Err(usage(format!(
+                "FLOWLENS_SECURITYHUB: `{other}` is not true or false"
+            )));
+        }
+        None => file.securityhub.unwrap_or(false),
+    };
+    let notify = list("notify")
+        .or(file.notify)
+        .unwrap_or_default()
+        .iter()
+        .map(|t| flowlens::NotifyTarget::parse(t).map_err(usage))
+        .collect::<Result<Vec<_>>>()?;
+    let notify_min_severity = match env("notify_min_severity").or(file.notify_min_severity) {
+        Some(text) => flowlens::Severity::parse(&text).ok_or_else(|| {
+            usage(format!(
+                "notify_min_severity: `{text}` is not low, medium, high or critical"
+            ))
+        })?,
+        None => flowlens::Severity::High,
+    };
+    let notify_cooldown = seconds(
+        "notify_cooldown",
+        &env("notify_cooldown")
+            .or(file.notify_cooldown)
+            .unwrap_or("24h".into()),
+    )?;
     let format = match env("format").or(file.format) {
         Some(text) => Some(FlowFormat::parse(&text).map_err(|p| usage(format!("format: {p}")))?),
         None => None,
@@ -174,6 +225,12 @@ fn settings(args: &RunArgs) -> Result<RunConfig> {
             false => flowlens::FindingsFormat::Jsonl,
         },
         report,
+        securityhub,
+        sqs,
+        sqs_max_messages,
+        notify,
+        notify_min_severity,
+        notify_cooldown,
         context: flowlens::ContextOptions {
             inventory: env("inventory").or(file.inventory),
             ip_ranges: env("ip_ranges").or(file.ip_ranges),

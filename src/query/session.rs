@@ -52,12 +52,15 @@ pub struct FlowsConfig {
     pub cluster: Option<String>,
     /// Context files: the inventory, ip-ranges.json, GeoIP databases, address lists.
     pub context: ContextOptions,
+    /// Objects on S3 may be added to the session later (the scheduled task's queue): open
+    /// an S3 client even when no source is on S3.
+    pub reads_s3: bool,
 }
 
 impl FlowsConfig {
     /// Whether any source is on S3 (and so an S3 client is needed).
     pub fn uses_s3(&self) -> bool {
-        self.sources.iter().any(|s| S3Url::parse(s).is_some())
+        self.reads_s3 || self.sources.iter().any(|s| S3Url::parse(s).is_some())
     }
 }
 

@@ -66,6 +66,18 @@ pub struct RunConfig {
     pub report: bool,
     /// Context for the findings (inventory, ip-ranges, GeoIP, lists).
     pub context: crate::context::ContextOptions,
+    /// Also import each batch's findings into Security Hub.
+    pub securityhub: bool,
+    /// Alert targets, the least severity that alerts, and the cooldown (seconds) per
+    /// interface and kind, kept in the state's `notified.json`.
+    pub notify: Vec<crate::source::NotifyTarget>,
+    pub notify_min_severity: crate::detect::Severity,
+    pub notify_cooldown: i64,
+    /// An SQS queue of S3 event notifications: the objects its messages name are taken
+    /// (besides any listed), and each message is deleted once the checkpoint holds them.
+    pub sqs: Option<String>,
+    /// Messages taken from the queue per run at most.
+    pub sqs_max_messages: usize,
     pub format: Option<FlowFormat>,
     pub s3: S3Options,
     pub catalog: DetectCatalog,
@@ -93,6 +105,20 @@ pub struct RunSummary {
     /// Objects whose keys say they are later than now plus a day: processed, but they do not
     /// move the checkpoint.
     pub future_objects: Vec<String>,
+    /// Findings Security Hub took, and refused (each named in the log).
+    pub exported: usize,
+    pub export_refused: usize,
+    /// Alerts sent, held back by the cooldown, and not delivered (each named in the log).
+    pub alerts_sent: usize,
+    pub alerts_suppressed: usize,
+    pub alert_failures: usize,
+    /// Queue messages received, objects they named that were new, objects already
+    /// processed (a redelivery), and messages that are no S3 notification (left on the
+    /// queue for its dead-letter policy, each named in the log).
+    pub queue_messages: usize,
+    pub queue_objects: usize,
+    pub duplicate_objects: usize,
+    pub poison_messages: usize,
     pub seconds: f64,
 }
 
@@ -118,6 +144,8 @@ enum StateFile {
     Pending,
     /// Who runs now, until when.
     Lock,
+    /// When each interface and kind was last alerted (the alerts' cooldown).
+    Notified,
 }
 
 impl StateFile {
@@ -126,6 +154,7 @@ impl StateFile {
             StateFile::Checkpoint => "checkpoint.json",
             StateFile::Pending => "pending.json",
             StateFile::Lock => "lock.json",
+            StateFile::Notified => "notified.json",
         }
     }
 }
@@ -141,6 +170,10 @@ struct Checkpoint {
     #[serde(default)]
     failed: BTreeMap<String, FailedObject>,
     runs: u64,
+    /// Objects a queue named, with when they were processed: a message redelivered after a
+    /// crash (or twice by SQS) is not processed again. Kept for SQS's longest retention.
+    #[serde(default)]
+    from_queue: BTreeMap<String, i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -265,27 +298,32 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
         s3: config.s3.clone(),
         memory_limit: Some(config.memory_limit),
         context: config.context.clone(),
+        reads_s3: config.sqs.is_some(),
         ..FlowsConfig::default()
     };
     let listing = FlowsSession::open(&flows).await?;
     failpoint::point("listed");
-    let Some(pending) = claim_batch(store, &listing, &checkpoint).await? else {
+    let mut summary = RunSummary::default();
+    let queued = match &config.sqs {
+        Some(url) => take_queue(url, config.sqs_max_messages, &checkpoint, &mut summary).await?,
+        None => QueueBatch::default(),
+    };
+    let Some(pending) = claim_batch(store, &listing, &checkpoint, &queued.objects).await? else {
+        // Nothing new: what the queue named was processed before.
+        queued.delete_done(config, &checkpoint).await;
         return Ok(RunSummary {
             status: RunStatus::Idle,
-            ..RunSummary::default()
+            ..summary
         });
     };
     failpoint::point("pending");
     let objects: Vec<ObjectRef> = pending.objects.iter().map(object_from).collect();
-    let mut summary = RunSummary {
-        status: RunStatus::Ok,
-        batch: Some(pending.batch.clone()),
-        retried_objects: objects
-            .iter()
-            .filter(|o| checkpoint.failed.contains_key(&o.location.to_string()))
-            .count(),
-        ..RunSummary::default()
-    };
+    summary.status = RunStatus::Ok;
+    summary.batch = Some(pending.batch.clone());
+    summary.retried_objects = objects
+        .iter()
+        .filter(|o| checkpoint.failed.contains_key(&o.location.to_string()))
+        .count();
     // Objects whose names tell no time are read at every run, and the others' rows are not
     // cut to the listing's window: what a batch holds is processed whole.
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
@@ -332,6 +370,7 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
         write_findings(config, &pending.batch, &findings).await?;
         write_reports(config, &pending.batch, &reports).await?;
         failpoint::point("findings");
+        deliver_batch(config, store, findings.clone(), &mut summary).await;
     }
     summary.records = session.stats().rows();
     summary.bad_lines = session.stats().bad_lines().total();
@@ -352,6 +391,15 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
     }
     failpoint::point("folded");
 
+    if config.sqs.is_some() {
+        let at = now();
+        for o in &objects {
+            checkpoint.from_queue.insert(o.location.to_string(), at);
+        }
+        checkpoint
+            .from_queue
+            .retain(|_, when| at.saturating_sub(*when) < QUEUE_MEMORY);
+    }
     advance_checkpoint(
         config,
         &mut checkpoint,
@@ -365,6 +413,10 @@ async fn work(config: &RunConfig, store: &Store) -> Result<RunSummary> {
         .await?;
     failpoint::point("checkpointed");
     store.delete(StateFile::Pending.name()).await?;
+    // The batch is recorded; a crash here leaves the queue's messages, which come back and
+    // are deleted as duplicates.
+    failpoint::point("recorded");
+    queued.delete_done(config, &checkpoint).await;
     failpoint::point("done");
     summary.objects = objects.len() as u64;
     summary.failed_objects = failed.len();
@@ -406,6 +458,7 @@ async fn claim_batch(
     store: &Store,
     listing: &FlowsSession,
     checkpoint: &Checkpoint,
+    queued: &[ObjectRef],
 ) -> Result<Option<Pending>> {
     let pending_at = store.location(StateFile::Pending.name());
     if let Some(bytes) = store.get(StateFile::Pending.name()).await? {
@@ -417,7 +470,9 @@ async fn claim_batch(
         );
         return Ok(Some(p));
     }
-    let fresh = fresh_objects(listing.selected_objects(), checkpoint);
+    let mut candidates = listing.selected_objects();
+    candidates.extend(queued.iter().cloned());
+    let fresh = fresh_objects(candidates, checkpoint);
     if fresh.is_empty() {
         return Ok(None);
     }
@@ -437,17 +492,113 @@ async fn claim_batch(
     Ok(Some(pending))
 }
 
+/// How long the checkpoint remembers the objects a queue named: SQS keeps a message 14 days
+/// at most, so no redelivery comes later.
+const QUEUE_MEMORY: i64 = 14 * DAY;
+
+/// What this run took from the queue: the objects its messages named that are new, and
+/// each message's receipt with the objects it named (deleted once all are checkpointed).
+#[derive(Default)]
+struct QueueBatch {
+    objects: Vec<ObjectRef>,
+    messages: Vec<(String, Vec<String>)>,
+}
+
+impl QueueBatch {
+    /// Deletes the messages whose objects the checkpoint now holds (processed, or failed
+    /// and to be retried by the checkpoint itself). The others come back after the queue's
+    /// visibility timeout. A failed deletion is logged: the message comes back and is then
+    /// deleted as a duplicate.
+    async fn delete_done(&self, config: &RunConfig, checkpoint: &Checkpoint) {
+        let Some(url) = &config.sqs else {
+            return;
+        };
+        let done: Vec<String> = self
+            .messages
+            .iter()
+            .filter(|(_, objects)| {
+                objects.iter().all(|o| {
+                    checkpoint.from_queue.contains_key(o)
+                        || checkpoint.processed.contains(o)
+                        || checkpoint.failed.contains_key(o)
+                })
+            })
+            .map(|(receipt, _)| receipt.clone())
+            .collect();
+        if let Err(e) = crate::source::delete_messages(url, &done).await {
+            tracing::error!("{e}: the messages come back and are then deleted");
+        }
+    }
+}
+
+/// Receives the queue's messages and reads the objects they name. A message that is no S3
+/// notification is named in the log and left on the queue (its redrive policy moves it to
+/// the dead-letter queue).
+async fn take_queue(
+    url: &str,
+    max: usize,
+    checkpoint: &Checkpoint,
+    summary: &mut RunSummary,
+) -> Result<QueueBatch> {
+    use super::notifications::{Notification, parse_notification};
+    let messages = crate::source::receive_messages(url, max).await?;
+    summary.queue_messages = messages.len();
+    let mut batch = QueueBatch::default();
+    let mut seen = BTreeSet::new();
+    for message in messages {
+        match parse_notification(&message.body) {
+            Notification::Poison(why) => {
+                summary.poison_messages += 1;
+                tracing::error!(
+                    "{url}: message {} is not an S3 event notification ({why}); left on the \
+                     queue for its dead-letter policy",
+                    message.message_id
+                );
+            }
+            Notification::Objects(objects) => {
+                let mut names = Vec::new();
+                for o in objects {
+                    let object = ObjectRef::s3(&o.bucket, &o.key, o.size);
+                    let location = object.location.to_string();
+                    if checkpoint.from_queue.contains_key(&location)
+                        || checkpoint.processed.contains(&location)
+                    {
+                        summary.duplicate_objects += 1;
+                    } else if seen.insert(location.clone()) {
+                        summary.queue_objects += 1;
+                        batch.objects.push(object);
+                    }
+                    names.push(location);
+                }
+                batch.messages.push((message.receipt_handle, names));
+            }
+        }
+    }
+    Ok(batch)
+}
+
 /// The listed objects not processed yet, and those that failed before (listed or not), in
 /// key order.
 fn fresh_objects(listed: Vec<ObjectRef>, checkpoint: &Checkpoint) -> Vec<ObjectRef> {
     let mut fresh: Vec<ObjectRef> = listed
         .into_iter()
-        .filter(|o| !matches!(o.location, ObjectLocation::Stdin))
+        // Standard input and log streams are no objects a later run can find again.
+        .filter(|o| {
+            !matches!(
+                o.location,
+                ObjectLocation::Stdin | ObjectLocation::Logs { .. }
+            )
+        })
         .filter(|o| {
             let location = o.location.to_string();
-            !checkpoint.processed.contains(&location) && !checkpoint.failed.contains_key(&location)
+            !checkpoint.processed.contains(&location)
+                && !checkpoint.failed.contains_key(&location)
+                && !checkpoint.from_queue.contains_key(&location)
         })
         .collect();
+    // An object both listed and named by the queue is one object.
+    fresh.sort_by(|a, b| a.location.cmp(&b.location));
+    fresh.dedup_by(|a, b| a.location == b.location);
     fresh.extend(checkpoint.failed.iter().map(|(location, f)| {
         object_from(&PendingObject {
             location: location.clone(),
@@ -544,6 +695,79 @@ async fn write_findings(config: &RunConfig, batch: &str, findings: &[Finding]) -
     );
     let text = render_findings(findings, config.findings_format, None);
     write_text(&text, Some(std::path::Path::new(&target)), &config.s3).await
+}
+
+/// Security Hub and alerts for the batch's findings. Whatever a service refuses or a target
+/// fails is logged and counted in the summary; none of it stops the batch from being
+/// checkpointed. The cooldown is saved before the checkpoint, so a run that redoes the
+/// batch after a crash does not page again.
+async fn deliver_batch(
+    config: &RunConfig,
+    store: &Store,
+    mut findings: Vec<Finding>,
+    summary: &mut RunSummary,
+) {
+    if config.securityhub {
+        match crate::detect::export_to_security_hub(&findings).await {
+            Ok(import) => {
+                summary.exported = import.imported;
+                summary.export_refused = import.refused.len();
+                for (id, code, message) in &import.refused {
+                    tracing::error!("Security Hub refused {id}: {code} {message}");
+                }
+            }
+            Err(e) => {
+                summary.export_refused = findings.len();
+                tracing::error!("Security Hub: {e}");
+            }
+        }
+    }
+    if config.notify.is_empty() {
+        return;
+    }
+    let incidents = crate::detect::assign_incidents(&mut findings);
+    let alerts = crate::detect::alerts(&findings, &incidents, config.notify_min_severity);
+    if alerts.is_empty() {
+        return;
+    }
+    let mut cooldown: crate::detect::Cooldown = match store.get(StateFile::Notified.name()).await {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(
+                "{}: unreadable ({e}); starting the cooldown afresh",
+                store.location(StateFile::Notified.name())
+            );
+            Default::default()
+        }),
+        Ok(None) => Default::default(),
+        Err(e) => {
+            tracing::warn!("{e}; starting the cooldown afresh");
+            Default::default()
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    // Keys older than the cooldown say nothing any more.
+    cooldown
+        .last
+        .retain(|_, at| now.saturating_sub(*at) < config.notify_cooldown);
+    let delivery = crate::detect::deliver(
+        &alerts,
+        &config.notify,
+        Some((&mut cooldown, config.notify_cooldown)),
+        now,
+    )
+    .await;
+    for failure in &delivery.failures {
+        tracing::error!("alert not delivered: {failure}");
+    }
+    summary.alerts_sent = delivery.sent;
+    summary.alerts_suppressed = delivery.suppressed;
+    summary.alert_failures = delivery.failures.len();
+    if let Err(e) = store
+        .put(StateFile::Notified.name(), &json(&cooldown))
+        .await
+    {
+        tracing::error!("{e}: the cooldown was not saved");
+    }
 }
 
 /// Writes the batch's HTML report beside its findings object: `report-BATCH.html`, or one
@@ -707,6 +931,12 @@ mod tests {
             findings_format: FindingsFormat::Jsonl,
             report: false,
             context: Default::default(),
+            securityhub: false,
+            notify: Vec::new(),
+            notify_min_severity: crate::detect::Severity::High,
+            notify_cooldown: DAY,
+            sqs: None,
+            sqs_max_messages: 1000,
             format: None,
             s3: S3Options::default(),
             catalog: DetectCatalog::builtin().unwrap(),
@@ -819,7 +1049,7 @@ mod tests {
         let checkpoint = Checkpoint::default();
         // Nothing listed, nothing pending: nothing to do.
         assert!(
-            claim_batch(&store, &listing, &checkpoint)
+            claim_batch(&store, &listing, &checkpoint, &[])
                 .await
                 .unwrap()
                 .is_none()
@@ -835,7 +1065,7 @@ mod tests {
             .put(StateFile::Pending.name(), &json(&left))
             .await
             .unwrap();
-        let taken = claim_batch(&store, &listing, &checkpoint)
+        let taken = claim_batch(&store, &listing, &checkpoint, &[])
             .await
             .unwrap()
             .unwrap();
@@ -846,7 +1076,7 @@ mod tests {
         );
         // A damaged pending batch is an error naming it, not a silent restart.
         store.put(StateFile::Pending.name(), b"{").await.unwrap();
-        let err = claim_batch(&store, &listing, &checkpoint)
+        let err = claim_batch(&store, &listing, &checkpoint, &[])
             .await
             .unwrap_err()
             .to_string();

@@ -5,8 +5,6 @@
 //! at an emulator. A call the role may not make is reported by its action
 //! (`ec2:DescribeNetworkAcls`) and the rest of the snapshot is still taken.
 
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use serde::{Deserialize, Serialize};
@@ -140,12 +138,10 @@ pub async fn snapshot_inventory(
     options: &InventoryOptions,
     taken_at: &str,
 ) -> Result<InventorySnapshot> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(5));
+    let mut base = super::aws_config::sdk_config().await;
     if let Some(url) = &options.endpoint_url {
-        loader = loader.endpoint_url(url);
+        base = base.to_builder().endpoint_url(url).build();
     }
-    let base = loader.load().await;
     let regions: Vec<String> = match options.regions.is_empty() {
         false => options.regions.clone(),
         true => match base.region() {
@@ -220,21 +216,10 @@ where
             return Ok(());
         }
     }
-    Err(Error::Aws {
-        location: format!("{scope} {action}"),
-        message: match &error {
-            SdkError::ServiceError(service) => format!(
-                "{}: {}",
-                service.err().code().unwrap_or("error"),
-                service.err().message().unwrap_or("")
-            ),
-            other => format!(
-                "{}: {}",
-                other,
-                super::s3_client::root_cause(other as &dyn std::error::Error)
-            ),
-        },
-    })
+    Err(super::aws_config::aws_error(
+        format!("{scope} {action}"),
+        &error,
+    ))
 }
 
 fn tag_value<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {

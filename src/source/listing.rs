@@ -71,6 +71,16 @@ pub async fn list_sources(
     let mut listing = Listing::default();
     let mut local = Vec::new();
     for source in sources {
+        if let Some(logs) = super::cloudwatch_logs::LogsSource::parse(source) {
+            let logs = logs.map_err(|reason| Error::invalid("--source", reason))?;
+            // Streams tell no time by name: the newest-data probe learns nothing from them.
+            if !filter.latest_only {
+                let objects = super::cloudwatch_logs::list_logs(&logs, &filter.time_range).await?;
+                listing.objects_seen += objects.len() as u64;
+                listing.objects.extend(objects);
+            }
+            continue;
+        }
         match S3Url::parse(source) {
             None => local.push(source.clone()),
             Some(Err(reason)) => return Err(Error::invalid("--source", reason)),

@@ -11,6 +11,11 @@ pub enum ObjectLocation {
     Path(PathBuf),
     Stdin,
     S3(S3Url),
+    /// A CloudWatch Logs stream, read at listing into a spool (see cloudwatch_logs).
+    Logs {
+        group: String,
+        stream: String,
+    },
 }
 
 impl fmt::Display for ObjectLocation {
@@ -19,6 +24,7 @@ impl fmt::Display for ObjectLocation {
             ObjectLocation::Path(p) => write!(f, "{}", p.display()),
             ObjectLocation::Stdin => f.write_str("<stdin>"),
             ObjectLocation::S3(url) => write!(f, "{url}"),
+            ObjectLocation::Logs { group, stream } => write!(f, "logs://{group}/{stream}"),
         }
     }
 }
@@ -65,7 +71,7 @@ impl ObjectRef {
         match &self.location {
             ObjectLocation::S3(url) => url.key.ends_with(".parquet"),
             ObjectLocation::Path(p) => p.extension().is_some_and(|e| e == "parquet"),
-            ObjectLocation::Stdin => false,
+            ObjectLocation::Stdin | ObjectLocation::Logs { .. } => false,
         }
     }
 }

@@ -200,6 +200,18 @@ fn read_object(
                 read_text(stdin.lock(), &location, decoder, emit)
             }
         },
+        ObjectLocation::Logs { .. } => {
+            let spool = super::cloudwatch_logs::spool_of(&object.location).ok_or_else(|| {
+                Error::invalid(&location, "this log stream was not listed in this process")
+            })?;
+            let file = File::open(spool).map_err(|e| Error::io(&location, e))?;
+            read_text(
+                BufReader::with_capacity(READ_CHUNK, file),
+                &location,
+                decoder,
+                emit,
+            )
+        }
         ObjectLocation::Path(path) => {
             let file = File::open(path).map_err(|e| Error::io(&location, e))?;
             let mut reader = BufReader::with_capacity(READ_CHUNK, file);

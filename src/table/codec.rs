@@ -252,6 +252,10 @@ impl ObjectSpec {
                  objects from S3 or from paths every node sees"
                     .to_string(),
             )),
+            ObjectLocation::Logs { .. } => Err(DataFusionError::Plan(format!(
+                "{}: CloudWatch Logs sources are read here, not on a cluster",
+                object.location
+            ))),
         }
     }
 

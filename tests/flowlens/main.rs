@@ -12,6 +12,8 @@ mod context;
 mod convert;
 mod detect;
 mod install;
+// CloudWatch Logs as a source; Security Hub, SNS and webhook alerts (moto, loopback).
+mod integrations;
 mod named_queries;
 // Bad input, faults and hostile values: each test names the defect it pins down.
 mod reliability;

@@ -235,7 +235,7 @@ fn named_queries_list_and_errors() {
         text.contains("--param addr (text, required): the source address"),
         "{text}"
     );
-    assert_eq!(text.lines().filter(|l| !l.starts_with(' ')).count(), 24);
+    assert_eq!(text.lines().filter(|l| !l.starts_with(' ')).count(), 25);
 
     let unknown = flowlens(&["query", "nope", "-s", "."]);
     assert_eq!(unknown.status.code(), Some(2));
