@@ -31,7 +31,7 @@ pub use detect::{
     DetectCatalog, DetectPlan, DetectReport, Finding, FindingsFormat, Incident, Severity, alerts,
     any_at_or_above, assign_incidents, baseline_listing, deliver, detect, evaluate,
     export_to_security_hub, learn_baseline, read_labels, render_findings, render_incidents,
-    render_report, to_asff,
+    render_report, to_asff, write_security_lake,
 };
 pub use error::{Error, Result};
 pub use failpoint::request_stop;

@@ -313,7 +313,24 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
             render_findings(&report.findings, flowlens::FindingsFormat::Ocsf, Some(now))
         }
     };
-    write_text(&text, args.out.as_deref(), s3).await?;
+    // OCSF to a folder (a trailing /): a Security Lake custom source's Parquet layout.
+    let lake = args
+        .out
+        .as_ref()
+        .map(|o| o.to_string_lossy().to_string())
+        .filter(|o| o.ends_with('/') && format == FindingsFormat::Ocsf && !args.group);
+    match lake {
+        Some(folder) => {
+            let written = flowlens::write_security_lake(&report.findings, &folder, s3).await?;
+            if !quiet {
+                eprintln!(
+                    "flowlens: {} OCSF Parquet objects written under {folder} (Security Lake layout)",
+                    written.len()
+                );
+            }
+        }
+        None => write_text(&text, args.out.as_deref(), s3).await?,
+    }
     if let Some(out) = &args.report {
         detection.write_report(out, quiet).await?;
     }

@@ -312,3 +312,92 @@ pub async fn export_to_security_hub(
     let now = format_time(chrono::Utc::now().timestamp());
     crate::source::import_findings(&to_asff(findings, &account, &region, &now), &account).await
 }
+
+/// Findings as an Amazon Security Lake custom source: OCSF Detection Findings (class 2004)
+/// in Parquet, one object per account and day under Security Lake's partition layout
+/// `region=REGION/accountId=ACCOUNT/eventDay=YYYYMMDD/`. Returns (path, bytes) for each.
+/// Evidence goes into `unmapped` as JSON text (its shape differs from kind to kind).
+pub fn security_lake_objects(
+    findings: &[Finding],
+    region: &str,
+    default_account: &str,
+    now_ms: i64,
+) -> crate::error::Result<Vec<(String, Vec<u8>)>> {
+    use crate::error::Error;
+    let mut groups: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
+    for f in findings {
+        let mut value = f.to_ocsf(now_ms);
+        value["unmapped"] = json!({
+            "evidence": Value::Object(f.evidence.clone()).to_string(),
+            "incident_id": f.incident_id.clone().unwrap_or_default(),
+        });
+        let account = f
+            .account_id
+            .clone()
+            .unwrap_or_else(|| default_account.to_string());
+        value["cloud"]["account"]["uid"] = json!(account);
+        value["cloud"]["region"] = json!(region);
+        let day: String = format_time(f.window_start)
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(8)
+            .collect();
+        groups.entry((account, day)).or_default().push(value);
+    }
+    let error = |source| Error::Arrow {
+        location: "security lake findings".to_string(),
+        source,
+    };
+    let mut objects = Vec::new();
+    for ((account, day), values) in groups {
+        let schema = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))
+            .map_err(error)?;
+        let schema = std::sync::Arc::new(schema);
+        let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+            .build_decoder()
+            .map_err(error)?;
+        decoder.serialize(&values).map_err(error)?;
+        let table = crate::table::Table {
+            schema,
+            batches: decoder.flush().map_err(error)?.into_iter().collect(),
+        };
+        let ids: Vec<String> = values
+            .iter()
+            .filter_map(|v| v.pointer("/finding_info/uid").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
+        let name = format!(
+            "region={region}/accountId={account}/eventDay={day}/flowlens-{}.parquet",
+            crate::stable_hash::StableHash::default()
+                .update(ids.join(",").as_bytes())
+                .hex()
+        );
+        let bytes = crate::table::to_parquet(&table, &name)?;
+        objects.push((name, bytes));
+    }
+    Ok(objects)
+}
+
+/// Writes [`security_lake_objects`] under `location` (a folder or s3:// prefix: the custom
+/// source's location), in the configured region (us-east-1 when none is). Returns where.
+pub async fn write_security_lake(
+    findings: &[Finding],
+    location: &str,
+    s3: &crate::source::S3Options,
+) -> crate::error::Result<Vec<String>> {
+    let region = crate::source::configured_region()
+        .await
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let account = findings
+        .iter()
+        .find_map(|f| f.account_id.clone())
+        .unwrap_or_else(|| "unknown".to_string());
+    let now = chrono::Utc::now().timestamp_millis();
+    let store = crate::source::Store::open(location, "--out", s3).await?;
+    let mut written = Vec::new();
+    for (name, bytes) in security_lake_objects(findings, &region, &account, now)? {
+        store.put(&name, &bytes).await?;
+        written.push(store.location(&name));
+    }
+    Ok(written)
+}

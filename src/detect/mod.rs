@@ -16,7 +16,10 @@ mod tables;
 pub use baseline::{BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore};
 pub use catalog::DetectCatalog;
 pub use evaluate::{evaluate, read_labels};
-pub use export::{Alert, Cooldown, Delivery, alerts, deliver, export_to_security_hub, to_asff};
+pub use export::{
+    Alert, Cooldown, Delivery, alerts, deliver, export_to_security_hub, to_asff,
+    write_security_lake,
+};
 pub use finding::{Finding, FindingsFormat, Severity, render_findings};
 pub use incident::{Incident, assign_incidents, render_incidents};
 pub use pipeline::{DAY, DetectReport, Pipeline, any_at_or_above, default_window};

@@ -1,6 +1,7 @@
 //! What an object's key (or a folder prefix) says before anything is opened: account,
 //! region, and the window its records' end times fall in, from AWS's plain and
-//! Hive-compatible layouts and the file name's `_YYYYMMDDTHHmmZ_` stamp. Used to skip
+//! Hive-compatible layouts, Security Lake's `region=…/accountId=…/eventDay=…`, and the file
+//! name's `_YYYYMMDDTHHmmZ_` stamp. Used to skip
 //! objects, and whole prefixes when listing S3, outside `--since` / `--until`.
 
 use chrono::NaiveDate;
@@ -74,6 +75,14 @@ fn parse(path: &str, has_file_name: bool) -> KeyInfo {
                 "month" => date.month = v.parse().ok(),
                 "day" => date.day = v.parse().ok(),
                 "hour" => date.hour = v.parse().ok(),
+                // Security Lake: region=…/accountId=…/eventDay=YYYYMMDD/
+                "region" => info.region = Some(v.to_string()),
+                "accountId" => info.account = Some(v.to_string()),
+                "eventDay" if v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()) => {
+                    date.year = v[..4].parse().ok();
+                    date.month = v[4..6].parse().ok();
+                    date.day = v[6..].parse().ok();
+                }
                 _ => {}
             }
         }
@@ -203,6 +212,20 @@ mod tests {
         assert_eq!(
             info.window,
             Some((start - LATE_DELIVERY, start + 3600 + CLOCK_SLACK))
+        );
+    }
+
+    #[test]
+    fn security_lake_layout() {
+        let info = key_info(
+            "aws-security-data-lake-eu-west-1-x/aws/VPC_FLOW/2.0/region=eu-west-1/\
+             accountId=123456789012/eventDay=20251012/part-0001.parquet",
+        );
+        assert_eq!(info.account.as_deref(), Some("123456789012"));
+        assert_eq!(info.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            info.window,
+            Some((DAY - LATE_DELIVERY, DAY + 86_400 + CLOCK_SLACK))
         );
     }
 

@@ -13,6 +13,7 @@ mod local_listing;
 mod notify;
 mod object;
 mod object_reader;
+mod ocsf_flows;
 mod parquet_object;
 mod s3_client;
 mod s3_reader;

@@ -35,11 +35,17 @@ struct ParquetMapper {
     out_schema: SchemaRef,
     range: TimeRange,
     location: String,
+    /// Security Lake's OCSF columns, flattened back onto flow log fields first.
+    ocsf: bool,
 }
 
 impl ParquetMapper {
     /// The top-level columns of the file to read.
     fn roots(&self, file_schema: &Schema) -> Vec<usize> {
+        if self.ocsf {
+            // The mapping reaches into nested columns: read them whole.
+            return (0..file_schema.fields().len()).collect();
+        }
         let mut wanted: Vec<&str> = self
             .out_schema
             .fields()
@@ -63,7 +69,11 @@ impl ParquetMapper {
     /// without loss (integers of any width whose values are checked when cast, strings in
     /// any encoding). Other columns are warned about and skipped, as unknown header fields
     /// are in text; a file that is no flow log at all is a bad object, not rows of NULLs.
-    fn check(&self, file_schema: &Schema) -> Result<()> {
+    fn check(&mut self, file_schema: &Schema) -> Result<()> {
+        if super::ocsf_flows::is_ocsf(file_schema) {
+            self.ocsf = true;
+            return Ok(());
+        }
         let contract = crate::format::flows_schema();
         let mut known = 0;
         let mut unknown = Vec::new();
@@ -116,6 +126,9 @@ impl ParquetMapper {
 
     fn map(&self, batch: RecordBatch) -> Result<RecordBatch> {
         let mut batch = batch;
+        if self.ocsf {
+            batch = super::ocsf_flows::flatten_ocsf(&batch).map_err(|e| self.arrow_error(e))?;
+        }
         if !self.range.is_all() {
             let keep = time_mask(&batch, self.range).map_err(|e| self.arrow_error(e))?;
             batch = filter_record_batch(&batch, &keep).map_err(|e| self.arrow_error(e))?;
@@ -199,10 +212,11 @@ pub(crate) fn read_parquet(
         location: location.to_string(),
         source,
     };
-    let mapper = ParquetMapper {
+    let mut mapper = ParquetMapper {
         out_schema,
         range: options.time_range,
         location: location.to_string(),
+        ocsf: false,
     };
     let file = File::open(path).map_err(|e| Error::io(location, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(perr)?;
@@ -238,10 +252,11 @@ pub(crate) fn read_s3_parquet(
         location: location.clone(),
         source,
     };
-    let mapper = ParquetMapper {
+    let mut mapper = ParquetMapper {
         out_schema,
         range: options.time_range,
         location: location.clone(),
+        ocsf: false,
     };
     let reader = S3RangeReader {
         client: client.clone(),

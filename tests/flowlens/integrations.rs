@@ -606,3 +606,178 @@ fn the_scheduled_task_exports_and_alerts_once_per_cooldown_and_a_failing_target_
     assert_eq!(third["alert_failures"], expected, "{third}");
     assert!(c.path().join("st/checkpoint.json").exists());
 }
+
+/// Records of the sample as Security Lake stores them: OCSF Network Activity (4001) in
+/// Parquet under `region=…/accountId=…/eventDay=…/`. The fixture follows the OCSF project's
+/// VPC Flow Logs mapping (source version 2, OCSF 1.1).
+#[test]
+fn security_lake_flow_tables_read_as_flows_and_findings_write_as_a_custom_source() {
+    let rows = csv_rows(
+        &[&sample_logs()],
+        &[],
+        "SELECT account_id, interface_id, srcaddr, dstaddr, srcport, dstport, protocol, packets, \
+                bytes, start, \"end\", action, log_status, \
+                CASE WHEN interface_id IS NOT NULL AND (srcaddr LIKE '10.%') THEN 'egress' ELSE 'ingress' END \
+         FROM flows WHERE log_status = 'OK' AND srcport IS NOT NULL AND packets IS NOT NULL \
+           AND account_id IS NOT NULL \
+         ORDER BY start, interface_id, srcaddr, dstaddr, srcport, dstport LIMIT 300",
+    );
+    assert_eq!(rows.len(), 300);
+    let events: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let f: Vec<&str> = r.split(',').collect();
+            let n = |i: usize| f[i].parse::<i64>().unwrap();
+            let (inbound, eni) = (f[13] == "ingress", f[1]);
+            let endpoint = |ip: &str, port: i64, here: bool| {
+                let mut e = serde_json::json!({"ip": ip, "port": port});
+                if here {
+                    e["interface_uid"] = serde_json::json!(eni);
+                    e["vpc_uid"] = serde_json::json!("vpc-0lake");
+                }
+                e
+            };
+            serde_json::json!({
+                "class_uid": 4001, "category_uid": 4, "activity_id": 6, "severity_id": 1,
+                "metadata": {"product": {"name": "Amazon VPC", "vendor_name": "AWS", "version": "5"}, "version": "1.1.0"},
+                "cloud": {"provider": "AWS", "region": "us-east-1", "zone": "use1-az1", "account": {"uid": f[0]}},
+                "src_endpoint": endpoint(f[2], n(4), !inbound),
+                "dst_endpoint": endpoint(f[3], n(5), inbound),
+                "connection_info": {"protocol_num": n(6), "direction": if inbound { "Inbound" } else { "Outbound" },
+                                    "direction_id": if inbound { 1 } else { 2 }, "protocol_ver": "IPv4"},
+                "traffic": {"packets": n(7), "bytes": n(8)},
+                "time": n(9) * 1000, "start_time": n(9) * 1000, "end_time": n(10) * 1000,
+                "action": if f[11] == "ACCEPT" { "Allowed" } else { "Denied" },
+                "status_code": f[12],
+            })
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir
+        .path()
+        .join("aws/VPC_FLOW/2.0/region=us-east-1/accountId=123456789012/eventDay=20261017");
+    std::fs::create_dir_all(&day).unwrap();
+    {
+        let schema = std::sync::Arc::new(
+            arrow::json::reader::infer_json_schema_from_iterator(events.iter().map(Ok)).unwrap(),
+        );
+        let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+            .build_decoder()
+            .unwrap();
+        decoder.serialize(&events).unwrap();
+        let batch = decoder.flush().unwrap().unwrap();
+        let file = std::fs::File::create(day.join("part-0001.parquet")).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+    let lake = dir.path().to_str().unwrap();
+    let got = csv_rows(
+        &[lake],
+        &[],
+        "SELECT count(*), sum(bytes), sum(packets), count(DISTINCT interface_id), \
+                count(*) FILTER (WHERE action = 'REJECT'), count(*) FILTER (WHERE flow_direction = 'ingress'), \
+                min(start), max(\"end\"), min(vpc_id), min(az_id), min(version) FROM flows",
+    );
+    let sum = |i: usize| {
+        rows.iter()
+            .map(|r| r.split(',').nth(i).unwrap().parse::<i64>().unwrap())
+            .sum::<i64>()
+    };
+    let count = |i: usize, v: &str| {
+        rows.iter()
+            .filter(|r| r.split(',').nth(i) == Some(v))
+            .count()
+    };
+    let enis: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.split(',').nth(1).unwrap()).collect();
+    let min_start = rows
+        .iter()
+        .map(|r| r.split(',').nth(9).unwrap().parse::<i64>().unwrap())
+        .min()
+        .unwrap();
+    let max_end = rows
+        .iter()
+        .map(|r| r.split(',').nth(10).unwrap().parse::<i64>().unwrap())
+        .max()
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![format!(
+            "300,{},{},{},{},{},{min_start},{max_end},vpc-0lake,use1-az1,5",
+            sum(8),
+            sum(7),
+            enis.len(),
+            count(11, "REJECT"),
+            count(13, "ingress"),
+        )]
+    );
+    // The partition's day prunes: a window a week later reads nothing.
+    let out = flowlens(&[
+        "sql",
+        "SELECT count(*) FROM flows",
+        "--source",
+        lake,
+        "--since",
+        "2026-10-25",
+        "-o",
+        "csv",
+        "-v",
+    ]);
+    assert!(
+        stderr(&out).contains("0 objects selected"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Findings out as a custom source.
+    let out_dir = tempfile::tempdir().unwrap();
+    let target = format!("{}/", out_dir.path().display());
+    let out = flowlens(&[
+        "detect",
+        "--source",
+        &sample_logs(),
+        "-o",
+        "ocsf",
+        "--out",
+        &target,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jsonl = flowlens(&["detect", "--source", &sample_logs(), "-o", "jsonl"]);
+    let findings = stdout(&jsonl).lines().count();
+    let files: Vec<PathBuf> = walk(out_dir.path());
+    assert!(!files.is_empty());
+    let mut total = 0;
+    for file in &files {
+        let relative = file
+            .strip_prefix(out_dir.path())
+            .unwrap()
+            .display()
+            .to_string();
+        assert!(
+            relative.starts_with("region=us-east-1/accountId=123456789012/eventDay=2026"),
+            "{relative}"
+        );
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(file).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let class = arrow::compute::cast(
+                batch.column_by_name("class_uid").unwrap(),
+                &arrow::datatypes::DataType::Int64,
+            )
+            .unwrap();
+            let class = class
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap();
+            assert!(class.iter().all(|c| c == Some(2004)));
+            total += batch.num_rows();
+        }
+    }
+    assert_eq!(total, findings);
+}
