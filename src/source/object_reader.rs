@@ -186,15 +186,7 @@ fn read_object(
     let location = object.location.to_string();
     match &object.location {
         ObjectLocation::Stdin => match STDIN_SPOOL.get() {
-            Some(spool) => {
-                let file = File::open(spool).map_err(|e| Error::io(&location, e))?;
-                read_text(
-                    BufReader::with_capacity(READ_CHUNK, file),
-                    &location,
-                    decoder,
-                    emit,
-                )
-            }
+            Some(spool) => read_file_text(spool, &location, decoder, emit),
             None => {
                 let stdin = std::io::stdin();
                 read_text(stdin.lock(), &location, decoder, emit)
@@ -204,13 +196,7 @@ fn read_object(
             let spool = super::cloudwatch_logs::spool_of(&object.location).ok_or_else(|| {
                 Error::invalid(&location, "this log stream was not listed in this process")
             })?;
-            let file = File::open(spool).map_err(|e| Error::io(&location, e))?;
-            read_text(
-                BufReader::with_capacity(READ_CHUNK, file),
-                &location,
-                decoder,
-                emit,
-            )
+            read_file_text(&spool, &location, decoder, emit)
         }
         ObjectLocation::Path(path) => {
             let file = File::open(path).map_err(|e| Error::io(&location, e))?;
@@ -242,6 +228,22 @@ fn read_object(
             read_s3_text(pending, url, decoder, emit)
         }
     }
+}
+
+/// A spooled copy (standard input, a log stream) read as the text it holds.
+fn read_file_text(
+    path: &std::path::Path,
+    location: &str,
+    decoder: &mut Decoder,
+    emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>> {
+    let file = File::open(path).map_err(|e| Error::io(location, e))?;
+    read_text(
+        BufReader::with_capacity(READ_CHUNK, file),
+        location,
+        decoder,
+        emit,
+    )
 }
 
 /// Standard input copied to a temporary file, for jobs that read their sources more than

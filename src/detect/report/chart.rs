@@ -3,6 +3,7 @@
 //! should show.
 
 use plotters::coord::Shift;
+use plotters::coord::types::{RangedCoordf64, RangedCoordi64};
 use plotters::prelude::*;
 
 use super::BandPoint;
@@ -54,6 +55,52 @@ fn canvas<'a>(svg: &'a mut String) -> DrawingArea<SVGBackend<'a>, Shift> {
     SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area()
 }
 
+/// A chart of hours against counts.
+type HourChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordi64, RangedCoordf64>>;
+
+/// Draws hours `x0..x1` against `0..top` (with headroom) as SVG text: the frame and axes,
+/// then what `series` draws (given the y axis's end), then the legend.
+fn draw_hours(
+    what: &str,
+    (x0, x1): (i64, i64),
+    top: f64,
+    series: impl FnOnce(&mut HourChart<'_, '_>, f64) -> Result<()>,
+) -> Result<String> {
+    let y1 = if top > 0.0 { top * 1.1 } else { 1.0 };
+    let mut svg = String::new();
+    {
+        let root = canvas(&mut svg);
+        let e = |e| chart_error(what, e);
+        root.fill(&WHITE).map_err(e)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(24)
+            .y_label_area_size(52)
+            .build_cartesian_2d(x0..x1, 0.0..y1)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .y_labels(5)
+            .x_label_formatter(&hour_label)
+            .y_label_formatter(&count_label)
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(e)?;
+        series(&mut chart, y1)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(MEDIAN.mix(0.4))
+            .draw()
+            .map_err(e)?;
+        root.present().map_err(e)?;
+    }
+    Ok(svg)
+}
+
 /// A metric hour by hour against its baseline: the band of median ± 3 MAD, the median, the
 /// largest value the baseline saw, and the finding's window marked.
 pub(crate) fn baseline_chart(
@@ -72,27 +119,8 @@ pub(crate) fn baseline_chart(
             [p.value, band.median + 3.0 * band.mad, band.max]
         })
         .fold(0.0f64, f64::max);
-    let y1 = if top > 0.0 { top * 1.1 } else { 1.0 };
-    let mut svg = String::new();
-    {
-        let root = canvas(&mut svg);
+    let svg = draw_hours(metric, (x0, x1), top, |chart, y1| {
         let e = |e| chart_error(metric, e);
-        root.fill(&WHITE).map_err(e)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(24)
-            .y_label_area_size(52)
-            .build_cartesian_2d(x0..x1, 0.0..y1)
-            .map_err(e)?;
-        chart
-            .configure_mesh()
-            .x_labels(6)
-            .y_labels(5)
-            .x_label_formatter(&hour_label)
-            .y_label_formatter(&count_label)
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(e)?;
         // The finding's window first, so the lines are drawn over it.
         chart
             .draw_series(std::iter::once(Rectangle::new(
@@ -156,15 +184,8 @@ pub(crate) fn baseline_chart(
             .map_err(e)?
             .label(metric)
             .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], OBSERVED.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(MEDIAN.mix(0.4))
-            .draw()
-            .map_err(e)?;
-        root.present().map_err(e)?;
-    }
+        Ok(())
+    })?;
     let has_band = points.iter().any(|p| p.band.is_some());
     let series: &[&str] = match has_band {
         true => &["observed", "median", "largest", "band", "finding"],
@@ -200,27 +221,8 @@ pub(crate) fn traffic_chart(interface: &str, hours: &[(i64, f64, f64)]) -> Resul
     };
     let (x0, x1) = (first.0, last.0 + 3600);
     let top = hours.iter().map(|h| h.1.max(h.2)).fold(0.0f64, f64::max);
-    let y1 = if top > 0.0 { top * 1.1 } else { 1.0 };
-    let mut svg = String::new();
-    {
-        let root = canvas(&mut svg);
+    let svg = draw_hours(interface, (x0, x1), top, |chart, _| {
         let e = |e| chart_error(interface, e);
-        root.fill(&WHITE).map_err(e)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(24)
-            .y_label_area_size(52)
-            .build_cartesian_2d(x0..x1, 0.0..y1)
-            .map_err(e)?;
-        chart
-            .configure_mesh()
-            .x_labels(6)
-            .y_labels(5)
-            .x_label_formatter(&hour_label)
-            .y_label_formatter(&count_label)
-            .light_line_style(WHITE)
-            .draw()
-            .map_err(e)?;
         chart
             .draw_series(LineSeries::new(
                 hours.iter().map(|h| (h.0, h.1)),
@@ -237,15 +239,8 @@ pub(crate) fn traffic_chart(interface: &str, hours: &[(i64, f64, f64)]) -> Resul
             .map_err(e)?
             .label("rejected flows")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], REJECTED.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(MEDIAN.mix(0.4))
-            .draw()
-            .map_err(e)?;
-        root.present().map_err(e)?;
-    }
+        Ok(())
+    })?;
     Ok(figure(
         &["accepted", "rejected"],
         &format!(
