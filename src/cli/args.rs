@@ -390,8 +390,9 @@ pub struct ThresholdArgs {
     pub baseline_days: i64,
 }
 
+/// What a detection reads and compares with (`detect` and `report`).
 #[derive(Args, Debug)]
-pub struct DetectArgs {
+pub struct DetectionArgs {
     /// The detection window is --since .. --until (default: the last 24 hours of data).
     #[command(flatten)]
     pub source: SourceArgs,
@@ -406,6 +407,12 @@ pub struct DetectArgs {
 
     #[command(flatten)]
     pub thresholds: ThresholdArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub detection: DetectionArgs,
 
     /// Findings format (default: table on a terminal, jsonl otherwise).
     #[arg(short, long, value_enum)]
@@ -502,20 +509,8 @@ pub struct ExplainRejectsArgs {
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// The detection window is --since .. --until (default: the last 24 hours of data).
     #[command(flatten)]
-    pub source: SourceArgs,
-
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
-    /// A stored baseline (from `flowlens baseline`), a folder or s3:// prefix; without it
-    /// one is learnt from the days before the window.
-    #[arg(long, value_name = "DIR")]
-    pub baseline: Option<String>,
-
-    #[command(flatten)]
-    pub thresholds: ThresholdArgs,
+    pub detection: DetectionArgs,
 
     /// The HTML file to write (or s3://bucket/key): one self-contained page.
     #[arg(long, value_name = "FILE")]

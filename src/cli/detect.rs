@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::args::{
-    BaselineArgs, ClusterArgs, DetectArgs, EvaluateArgs, FindingsFormat, ReportArgs, SourceArgs,
+    BaselineArgs, DetectArgs, DetectionArgs, EvaluateArgs, FindingsFormat, ReportArgs,
     ThresholdArgs,
 };
 use super::{EXIT_PARTIAL, flows_config, open_session, report, usage};
@@ -109,13 +109,13 @@ struct Detection {
     started: Instant,
 }
 
-async fn run_detection(
-    source: &SourceArgs,
-    cluster: &ClusterArgs,
-    baseline: Option<&str>,
-    thresholds: &ThresholdArgs,
-    quiet: bool,
-) -> Result<Detection> {
+async fn run_detection(args: &DetectionArgs, quiet: bool) -> Result<Detection> {
+    let DetectionArgs {
+        source,
+        cluster,
+        baseline,
+        thresholds,
+    } = args;
     let catalog = catalog(thresholds)?;
     let mut config = flows_config(source)?;
     config.cluster = super::cluster_of(cluster)?;
@@ -131,7 +131,7 @@ async fn run_detection(
         endpoint_url: source.endpoint_url.clone(),
         concurrency: None,
     };
-    let baseline = match baseline {
+    let baseline = match baseline.as_deref() {
         Some(location) => {
             let store = BaselineStore::open(location, &s3, &rebuild_hint(location))
                 .await
@@ -242,14 +242,7 @@ async fn deliver(
 }
 
 pub async fn run_report(args: ReportArgs, quiet: bool) -> Result<ExitCode> {
-    let detection = run_detection(
-        &args.source,
-        &args.cluster,
-        args.baseline.as_deref(),
-        &args.thresholds,
-        quiet,
-    )
-    .await?;
+    let detection = run_detection(&args.detection, quiet).await?;
     detection.write_report(&args.out, quiet).await?;
     Ok(report::finished(
         &detection.session,
@@ -260,7 +253,7 @@ pub async fn run_report(args: ReportArgs, quiet: bool) -> Result<ExitCode> {
 
 pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
     if args.list_params {
-        for (key, value, doc) in catalog(&args.thresholds)?.describe() {
+        for (key, value, doc) in catalog(&args.detection.thresholds)?.describe() {
             outln!("{key} = {value}\n    {doc}")?;
         }
         return Ok(ExitCode::SUCCESS);
@@ -269,14 +262,7 @@ pub async fn run_detect(args: DetectArgs, quiet: bool) -> Result<ExitCode> {
     for target in &args.deliver.notify {
         flowlens::NotifyTarget::parse(target).map_err(usage)?;
     }
-    let detection = run_detection(
-        &args.source,
-        &args.cluster,
-        args.baseline.as_deref(),
-        &args.thresholds,
-        quiet,
-    )
-    .await?;
+    let detection = run_detection(&args.detection, quiet).await?;
     let Detection {
         session,
         report,
