@@ -781,3 +781,74 @@ fn security_lake_flow_tables_read_as_flows_and_findings_write_as_a_custom_source
     }
     assert_eq!(total, findings);
 }
+
+#[test]
+fn listing_and_the_queue_together_take_each_object_once() {
+    let s3 = s3::Server::start();
+    let moto = Moto::start(&[]);
+    let prefix = "AWSLogs/123456789012/vpcflowlogs/us-east-1/2026/10/31";
+    let day = Path::new(&sample_logs()).join(prefix);
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let bucket = s3.bucket("logs").join(prefix);
+    std::fs::create_dir_all(&bucket).unwrap();
+    let put = |p: &PathBuf| {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        std::fs::copy(p, bucket.join(&name)).unwrap();
+        format!("{prefix}/{name}")
+    };
+    let (first, second) = (put(&names[0]), put(&names[1]));
+    let queue = moto
+        .python(
+            r#"
+import boto3
+print(boto3.client("sqs").create_queue(QueueName="both", Attributes={"VisibilityTimeout": "1"})["QueueUrl"])
+"#,
+        )
+        .trim()
+        .to_string();
+    let notify = |key: &str| {
+        let body = serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "logs"}, "object": {"key": key, "size": 1}}}]})
+        .to_string();
+        moto.python(&format!(
+            "import boto3\nboto3.client('sqs').send_message(QueueUrl={queue:?}, MessageBody={body:?})"
+        ));
+    };
+    let state = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = s3
+            .command(&["run"])
+            .env("AWS_ENDPOINT_URL_S3", &s3.endpoint)
+            .env("AWS_ENDPOINT_URL_SQS", &moto.endpoint)
+            .env("AWS_REGION", "eu-west-1")
+            .env("FLOWLENS_SOURCE", "s3://logs/")
+            .env("FLOWLENS_SQS", &queue)
+            .env("FLOWLENS_STATE", state.path().join("st"))
+            .env("FLOWLENS_FINDINGS", state.path().join("findings"))
+            .env_remove("FLOWLENS_CONVERT")
+            .env_remove("FLOWLENS_FAILPOINT")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        summary(&out)
+    };
+    // The listing finds both; the queue names one of them: two objects.
+    notify(&first);
+    let one = run();
+    assert_eq!(one["objects"], 2, "{one}");
+    assert_eq!(one["queue_objects"], 1);
+    // A third object, listed and named: once.
+    let third = put(&names[2]);
+    notify(&third);
+    let two = run();
+    assert_eq!(two["objects"], 1, "{two}");
+    // Named again later (a redelivery): a duplicate, nothing read.
+    notify(&second);
+    let three = run();
+    assert_eq!(three["status"], "idle", "{three}");
+    assert_eq!(three["duplicate_objects"], 1);
+}
