@@ -88,9 +88,12 @@ impl BadLines {
         for (a, b) in self.counts.iter_mut().zip(other.counts) {
             *a += b;
         }
-        let room = Self::SAMPLES.saturating_sub(self.samples.len());
+        // The first lines by place, whatever order the partitions (or the parts of a file
+        // read in parts) finish in.
+        self.samples.extend(other.samples.iter().cloned());
         self.samples
-            .extend(other.samples.iter().take(room).cloned());
+            .sort_by(|a, b| (&a.location, a.line).cmp(&(&b.location, b.line)));
+        self.samples.truncate(Self::SAMPLES);
     }
 
     /// `3 bad lines (2 wrong field count, 1 bad number)`.

@@ -198,6 +198,27 @@ impl Decoder {
         self.layout = Layout::new(&self.options.default_format, &self.out_fields);
     }
 
+    /// Starts a part of an input (a line-aligned range of a large file read on its own):
+    /// line numbers go on from `lines_before`, and `header`, the last header line before the
+    /// part and its line number, governs its first lines (else the default format does).
+    pub fn start_part(
+        &mut self,
+        location: impl Into<String>,
+        lines_before: u64,
+        header: Option<(u64, &str)>,
+    ) -> Result<()> {
+        self.start_input(location);
+        if let Some((line, text)) = header {
+            // The part that holds this header warns about its unknown fields, once.
+            let warnings = self.warnings.len();
+            self.line = line;
+            self.header_line(text.as_bytes())?;
+            self.warnings.truncate(warnings);
+        }
+        self.line = lines_before;
+        Ok(())
+    }
+
     /// Rows buffered and not yet flushed.
     pub fn buffered_rows(&self) -> usize {
         self.rows
@@ -592,6 +613,22 @@ impl Decoder {
 }
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The header `line` (without its newline) holds, as the decoder reads it, or `None` when
+/// it is no header: what finds the header that governs a part of a file.
+pub(crate) fn header_text(line: &[u8], first_line: bool, max_line_len: usize) -> Option<&str> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = match first_line {
+        true => line.strip_prefix(UTF8_BOM).unwrap_or(line),
+        false => line,
+    };
+    let first = line.iter().position(|&b| b != b' ')?;
+    let starts_like_one = line[first].is_ascii_lowercase() || line[first] == b'$';
+    if line.len() > max_line_len || !starts_like_one || !is_header_line(line) {
+        return None;
+    }
+    std::str::from_utf8(line).ok()
+}
 
 /// A short, printable excerpt of bad input for messages: control characters (a terminal's
 /// escape sequences among them) are written as escapes, never passed to the terminal.

@@ -8,4 +8,5 @@ mod number;
 mod words;
 
 pub use bad_lines::{BadLineReason, BadLines};
+pub(crate) use decoder::header_text;
 pub use decoder::{Decoder, DecoderOptions, UnknownField};

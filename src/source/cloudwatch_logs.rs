@@ -158,6 +158,7 @@ pub async fn list_logs(source: &LogsSource, range: &TimeRange) -> Result<Vec<Obj
             location,
             size,
             key: KeyInfo::default(),
+            part: None,
         });
     }
     Ok(objects)

@@ -23,6 +23,7 @@ mod scan_stats;
 mod security_hub;
 mod sqs_queue;
 mod store;
+mod text_parts;
 
 pub use aws_config::{caller_account, configured_region};
 pub use ec2_inventory::{
@@ -36,7 +37,7 @@ pub(crate) use key_layout::prefix_info;
 pub(crate) use listing::warn_future;
 pub use listing::{ListFilter, latest_key_start, list_sources};
 pub use notify::{Message, NotifyTarget, send};
-pub use object::{ObjectLocation, ObjectRef};
+pub use object::{ObjectLocation, ObjectRef, TextPart};
 pub use object_reader::{ReadContext, scan_objects, spool_stdin};
 pub(crate) use s3_client::s3_error as s3_error_for;
 pub use s3_client::{
@@ -48,3 +49,4 @@ pub use scan_stats::{ScanReport, ScanStats};
 pub use security_hub::{AsffFinding, ImportSummary, import_findings};
 pub use sqs_queue::{delete_messages, receive_messages};
 pub use store::{Location, Store};
+pub(crate) use text_parts::{MIN_PART, split_large_files};

@@ -35,6 +35,40 @@ pub struct ObjectRef {
     /// Bytes as stored (compressed size for gzip); 0 for stdin.
     pub size: u64,
     pub key: KeyInfo,
+    /// Set when only a line-aligned part of a large plain-text file is to be read (see
+    /// text_parts.rs); `None` reads the whole object.
+    pub part: Option<TextPart>,
+}
+
+/// A line-aligned byte range of a large plain-text file, read by its own partition. The
+/// lines before it and the header that governs its first lines are known, so its rows, line
+/// numbers and bad lines are those that reading the file whole gives at that point.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TextPart {
+    /// This part's number, from 0, of `count`.
+    pub index: u32,
+    pub count: u32,
+    /// Byte offsets: `start` is a line's first byte, `end` one past a newline (or the end).
+    pub start: u64,
+    pub end: u64,
+    /// Lines of the file before `start`.
+    pub lines_before: u64,
+    /// The last header line before `start` and its line number, when there is one; else
+    /// the default format governs the part's first lines.
+    pub header: Option<(u64, String)>,
+}
+
+impl fmt::Display for TextPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "part {} of {} (bytes {}-{})",
+            self.index + 1,
+            self.count,
+            self.start,
+            self.end
+        )
+    }
 }
 
 impl ObjectRef {
@@ -44,6 +78,7 @@ impl ObjectRef {
             location: ObjectLocation::Path(path),
             size,
             key,
+            part: None,
         }
     }
 
@@ -52,6 +87,7 @@ impl ObjectRef {
             location: ObjectLocation::Stdin,
             size: 0,
             key: KeyInfo::default(),
+            part: None,
         }
     }
 
@@ -63,6 +99,15 @@ impl ObjectRef {
             }),
             size,
             key: key_info(key),
+            part: None,
+        }
+    }
+
+    /// The bytes this reads: its part's, or the whole object's.
+    pub fn bytes_to_read(&self) -> u64 {
+        match &self.part {
+            Some(part) => part.end - part.start,
+            None => self.size,
         }
     }
 

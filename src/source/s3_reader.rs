@@ -226,6 +226,7 @@ async fn denied(client: &Client, url: &S3Url, text: &str) -> Error {
 pub(crate) fn read_s3_text(
     pending: PendingGet,
     url: &S3Url,
+    size: u64,
     decoder: &mut Decoder,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
@@ -235,7 +236,7 @@ pub(crate) fn read_s3_text(
         current: Bytes::new(),
         failed: None,
     };
-    let outcome = read_text(&mut body, &location, decoder, emit);
+    let outcome = read_text(&mut body, size, &location, decoder, emit);
     // A failed request or a broken-off body fails the object with its S3 error itself.
     match body.failed.take() {
         Some(error) => Err(error),

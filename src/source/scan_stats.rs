@@ -33,6 +33,9 @@ pub struct ScanStats {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObjectRead {
     pub location: String,
+    /// The part of a large file read in parts (see text_parts.rs).
+    #[serde(default)]
+    pub part: Option<u32>,
     pub bytes: u64,
     pub rows: u64,
     pub bad: BadLines,
@@ -48,21 +51,36 @@ impl ScanStats {
         }
     }
 
-    /// Records an object read to its end, with its rows and bad lines, unless it was read
-    /// before in this job.
-    pub(crate) fn object_read(&self, location: &str, bytes: u64, rows: u64, bad: &BadLines) {
-        if !lock(&self.seen).insert(location.to_string()) {
+    /// Records an object, or a `part` of a file read in parts, read to its end with its
+    /// rows and bad lines, unless it was read before in this job. A file read in parts
+    /// counts as one object.
+    pub(crate) fn object_read(
+        &self,
+        location: &str,
+        part: Option<u32>,
+        bytes: u64,
+        rows: u64,
+        bad: &BadLines,
+    ) {
+        let key = match part {
+            Some(part) => format!("{location}\0{part}"),
+            None => location.to_string(),
+        };
+        if !lock(&self.seen).insert(key) {
             return;
         }
         if let Some(reads) = &self.reads {
             lock(reads).push(ObjectRead {
                 location: location.to_string(),
+                part,
                 bytes,
                 rows,
                 bad: bad.clone(),
             });
         }
-        self.objects.fetch_add(1, Ordering::Relaxed);
+        if part.is_none_or(|p| p == 0) {
+            self.objects.fetch_add(1, Ordering::Relaxed);
+        }
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Relaxed);
         self.add_bad_lines(bad);
@@ -156,7 +174,7 @@ impl ScanStats {
     /// job read before counts once, as it does here.
     pub fn absorb_report(&self, report: &ScanReport) {
         for read in &report.reads {
-            self.object_read(&read.location, read.bytes, read.rows, &read.bad);
+            self.object_read(&read.location, read.part, read.bytes, read.rows, &read.bad);
         }
         for failure in &report.failures {
             self.add_failure(failure.clone());

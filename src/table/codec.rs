@@ -30,7 +30,7 @@ use super::flows_scan::{FlowsScanExec, Reporting};
 use super::flows_table::FlowsTable;
 use crate::decode::DecoderOptions;
 use crate::format::{FlowFormat, flows_schema};
-use crate::source::{ObjectLocation, ObjectRef, S3Options};
+use crate::source::{ObjectLocation, ObjectRef, S3Options, TextPart};
 use crate::time_range::TimeRange;
 
 const FLOWS_TABLE: &[u8] = b"flowlens:flows-table:1\n";
@@ -221,6 +221,9 @@ enum ObjectSpec {
     Path {
         path: String,
         size: u64,
+        /// A part of a large plain file (see text_parts.rs).
+        #[serde(default)]
+        part: Option<TextPart>,
     },
     S3 {
         bucket: String,
@@ -241,6 +244,7 @@ impl ObjectSpec {
                 Some(text) => Ok(ObjectSpec::Path {
                     path: text.to_string(),
                     size: object.size,
+                    part: object.part.clone(),
                 }),
                 None => Err(DataFusionError::Plan(format!(
                     "{}: a path that is not UTF-8 cannot be sent to a cluster",
@@ -261,7 +265,10 @@ impl ObjectSpec {
 
     fn into_object(self) -> DfResult<ObjectRef> {
         Ok(match self {
-            ObjectSpec::Path { path, size } => ObjectRef::path(PathBuf::from(path), size),
+            ObjectSpec::Path { path, size, part } => ObjectRef {
+                part,
+                ..ObjectRef::path(PathBuf::from(path), size)
+            },
             ObjectSpec::S3 { bucket, key, size } => ObjectRef::s3(&bucket, &key, size),
         })
     }

@@ -156,11 +156,20 @@ fn group_numbers(count: usize) -> DfResult<Arc<dyn ExecutionPlan>> {
 
 impl DisplayAs for FlowsScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let objects: usize = self.groups.iter().map(|g| g.len()).sum();
+        let all = self.groups.iter().flat_map(|g| g.iter());
+        // A file read in parts counts once, by its first part.
+        let objects = all
+            .clone()
+            .filter(|o| o.part.as_ref().is_none_or(|p| p.index == 0))
+            .count();
+        let parts = match all.filter(|o| o.part.is_some()).count() {
+            0 => String::new(),
+            n => format!(" ({n} parts of large files)"),
+        };
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
                 f,
-                "FlowsScanExec: partitions={}, objects={objects}, projection=[{}]",
+                "FlowsScanExec: partitions={}, objects={objects}{parts}, projection=[{}]",
                 self.groups.len(),
                 self.schema
                     .fields()

@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -18,7 +18,7 @@ use super::time_filters::time_range_of;
 use crate::decode::DecoderOptions;
 use crate::format::flows_schema;
 
-use crate::source::{ObjectRef, S3Access, S3Options, ScanStats};
+use crate::source::{MIN_PART, ObjectRef, S3Access, S3Options, ScanStats, split_large_files};
 use crate::time_range::TimeRange;
 
 pub struct FlowsTable {
@@ -185,6 +185,14 @@ impl TableProvider for FlowsTable {
             crate::source::default_concurrency(*sizes.select_nth_unstable(middle).1)
         });
         let lookahead = concurrency.div_ceil(partitions);
+        // A large plain file is cut into parts read side by side, so that one file uses
+        // every core (see text_parts.rs); the pass that cuts it reads the file.
+        let max_line_len = self.options.max_line_len;
+        let objects = tokio::task::spawn_blocking(move || {
+            split_large_files(objects, partitions, max_line_len, MIN_PART)
+        })
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let groups = partition_objects(objects, partitions);
         Ok(Arc::new(FlowsScanExec::new(
             schema,
@@ -203,10 +211,10 @@ fn partition_objects(mut objects: Vec<ObjectRef>, n: usize) -> Vec<Vec<ObjectRef
     let n = n.clamp(1, objects.len().max(1));
     let mut groups: Vec<(u64, Vec<(usize, ObjectRef)>)> = vec![(0, Vec::new()); n];
     let mut indexed: Vec<(usize, ObjectRef)> = objects.drain(..).enumerate().collect();
-    indexed.sort_by_key(|(_, o)| std::cmp::Reverse(o.size));
+    indexed.sort_by_key(|(_, o)| std::cmp::Reverse(o.bytes_to_read()));
     for (i, object) in indexed {
         if let Some(group) = groups.iter_mut().min_by_key(|(total, _)| *total) {
-            group.0 += object.size.max(1);
+            group.0 += object.bytes_to_read().max(1);
             group.1.push((i, object));
         }
     }

@@ -449,3 +449,64 @@ fn generate_writes_both_key_layouts() {
         );
     }
 }
+
+/// A large plain file is read in parts on all cores (see src/source/text_parts.rs): the
+/// answer, the bad lines and their numbers are those of reading it in one piece (its gzip
+/// copy is), with a header mid-file that changes the format for the parts after it.
+#[test]
+fn a_large_plain_file_read_in_parts_answers_as_one_piece() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = format!("{V2_HEADER}\n");
+    let lines = 200_000;
+    for i in 0..lines {
+        if i == lines / 3 {
+            text.push_str(&format!("{V2_HEADER} vpc-id\n"));
+        }
+        let vpc = if i >= lines / 3 { " vpc-1" } else { "" };
+        match i {
+            i if i % 50_000 == 49_999 => text.push_str("2 1 eni-bad 10.0.0.1\n"),
+            _ => text.push_str(&format!(
+                "2 123456789012 eni-{:05} 10.0.{}.{} 10.1.0.1 443 {} 6 3 {} 1700000000 1700000060 ACCEPT OK{vpc}\n",
+                i % 977,
+                i % 200,
+                i % 250,
+                1024 + i % 60000,
+                100 + i % 1500
+            )),
+        }
+    }
+    let plain = dir.path().join("big.log");
+    std::fs::write(&plain, &text).unwrap();
+    let gz = dir.path().join("big.log.gz");
+    std::fs::write(&gz, gzip(text.as_bytes())).unwrap();
+    let sql = "SELECT count(*), sum(bytes), count(vpc_id), count(DISTINCT interface_id), \
+               min(srcaddr), max(dstport) FROM flows";
+    let run = |path: &Path| {
+        let out = flowlens(&["sql", sql, "-s", &path.display().to_string(), "-o", "csv"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out).replace(&path.display().to_string(), "FILE");
+        (stdout(&out), err)
+    };
+    let (parts, parts_err) = run(&plain);
+    let (whole, whole_err) = run(&gz);
+    assert_eq!(parts, whole);
+    assert_eq!(parts_err, whole_err);
+    assert!(parts.contains(",133331,"), "{parts}");
+    assert!(parts_err.contains("4 bad lines skipped"), "{parts_err}");
+    assert!(
+        parts_err.contains("FILE:200002: wrong field count"),
+        "{parts_err}"
+    );
+
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        let explain = flowlens(&[
+            "sql",
+            &format!("EXPLAIN {sql}"),
+            "-s",
+            &plain.display().to_string(),
+        ]);
+        let plan = stdout(&explain);
+        assert!(plan.contains("objects=1 ("), "{plan}");
+        assert!(plan.contains("parts of large files"), "{plan}");
+    }
+}

@@ -1,0 +1,451 @@
+//! A large plain-text file read on all cores. Its bytes are cut at line ends into parts,
+//! and each part is read by its own partition with its own decoder. A part that starts
+//! mid-file needs what reading the file whole would have told its decoder there: how many
+//! lines came before (bad lines are named by line) and which header governs its first lines
+//! (a header may come again mid-file, and may change the format). One pass over the parts,
+//! side by side on the rayon pool, counts each part's lines and finds its last header line;
+//! a part's start is then the sum of the parts before it. The pass looks at a line only
+//! when it starts the way a header does, so it costs a fraction of decoding.
+//!
+//! Only local files are split: they are mapped, and the pass reads them where they lie. Standard input and S3
+//! objects are read in one piece.
+
+use std::fs::File;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::object::{ObjectLocation, ObjectRef, TextPart};
+use super::object_reader::{ends_lines_with_bare_cr, other_compression};
+use crate::decode::header_text;
+
+/// Parts are never smaller than this: below it one core reads a file faster than the
+/// setting up of another partition pays for.
+pub(crate) const MIN_PART: u64 = 8 << 20;
+
+/// Splits the large plain-text local files among `objects` into parts, so that
+/// `partitions` partitions share the bytes; the other objects pass unchanged. A file that
+/// cannot be looked at now is left whole: reading it names the problem.
+pub(crate) fn split_large_files(
+    objects: Vec<ObjectRef>,
+    partitions: usize,
+    max_line_len: usize,
+    min_part: u64,
+) -> Vec<ObjectRef> {
+    if partitions < 2 {
+        return objects;
+    }
+    let total: u64 = objects.iter().map(|o| o.size).sum();
+    let part_size = total.div_ceil(partitions as u64).max(min_part).max(1);
+    let mut split = Vec::with_capacity(objects.len());
+    for object in objects {
+        let count = object.size.div_ceil(part_size);
+        let parts = match &object.location {
+            ObjectLocation::Path(path) if object.part.is_none() && count >= 2 => {
+                parts_of(path, object.size, count, max_line_len).unwrap_or_else(|e| {
+                    tracing::debug!("{}: read in one piece: {e}", path.display());
+                    None
+                })
+            }
+            _ => None,
+        };
+        match parts {
+            Some(parts) => split.extend(parts.into_iter().map(|part| ObjectRef {
+                part: Some(part),
+                ..object.clone()
+            })),
+            None => split.push(object),
+        }
+    }
+    split
+}
+
+/// `count` line-aligned parts of the plain-text file at `path` (`size` bytes), or `None`
+/// when it is no plain text with newline line ends, or has too few lines to cut.
+fn parts_of(
+    path: &Path,
+    size: u64,
+    count: u64,
+    max_line_len: usize,
+) -> std::io::Result<Option<Vec<TextPart>>> {
+    let file = File::open(path)?;
+    let map = map_file(&file, size)?;
+    let bytes: &[u8] = &map;
+    let head = &bytes[..bytes.len().min(64 << 10)];
+    let plain = !head.starts_with(&[0x1f, 0x8b])
+        && !head.starts_with(b"PAR1")
+        && other_compression(head).is_none()
+        // A file whose lines end in a bare CR is read in one piece (rare, and its line
+        // ends would have to be found differently).
+        && ends_lines_with_bare_cr(head) == Some(false);
+    if !plain {
+        return Ok(None);
+    }
+    let mut bounds = vec![0];
+    for k in 1..count {
+        let nominal = usize::try_from(k * size / count).unwrap_or(bytes.len());
+        // The first line start at or after `nominal`: the byte after a newline.
+        let at = match memchr::memchr(b'\n', &bytes[nominal.saturating_sub(1)..]) {
+            Some(i) => nominal.saturating_sub(1) + i + 1,
+            None => bytes.len(),
+        };
+        if at > *bounds.last().unwrap_or(&0) && at < bytes.len() {
+            bounds.push(at);
+        }
+    }
+    bounds.push(bytes.len());
+    if bounds.len() < 3 {
+        return Ok(None);
+    }
+    let passes: Vec<Pass> = bounds
+        .par_windows(2)
+        .map(|w| pass(&bytes[w[0]..w[1]], w[0] == 0, max_line_len))
+        .collect();
+    let count = passes.len() as u32;
+    let mut parts = Vec::with_capacity(passes.len());
+    let mut lines_before = 0;
+    let mut header: Option<(u64, String)> = None;
+    for (index, (w, pass)) in bounds.windows(2).zip(passes).enumerate() {
+        parts.push(TextPart {
+            index: index as u32,
+            count,
+            start: w[0] as u64,
+            end: w[1] as u64,
+            lines_before,
+            header: header.clone(),
+        });
+        if let Some((line, text)) = pass.last_header {
+            header = Some((lines_before + line, text));
+        }
+        lines_before += pass.lines;
+    }
+    Ok(Some(parts))
+}
+
+/// The file mapped into memory, when it still has the `size` it was listed with (parts
+/// are cut at line ends of the file as it was).
+///
+/// Why a mapping: at these speeds copying the bytes through a read buffer is a good share
+/// of the time. A file cut shorter while mapped would fault the process (SIGBUS), as in
+/// every tool that maps its input; flow log archives are written once, not cut.
+pub(crate) fn map_file(file: &File, size: u64) -> std::io::Result<memmap2::Mmap> {
+    let now = file.metadata()?.len();
+    if now != size {
+        return Err(std::io::Error::other(format!(
+            "the file changed while it was read ({size} bytes when listed, {now} now)"
+        )));
+    }
+    // SAFETY: the mapping is read only, and only while the file keeps the size checked
+    // above; see the comment on why a file cut shorter is accepted as a fault.
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    // The parts are read front to back.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
+}
+
+/// What the pass saw in one part.
+#[derive(Debug, Default, PartialEq)]
+struct Pass {
+    /// Newlines in the part: the lines it ends.
+    lines: u64,
+    /// The part's last header line: its number within the part (from 1) and text.
+    last_header: Option<(u64, String)>,
+}
+
+/// Counts the lines of a part and finds its last header line, reading lines as the
+/// decoder does. `file_start`: the part is the file's first.
+///
+/// 16 bytes at a time: one mask of the newlines and one of the bytes after them that can
+/// start a header (a lowercase letter, `$`, a space); lines are counted by the first and
+/// only the lines the second marks are looked at. A call per line (an iterator over the
+/// newlines) made this pass a tenth of the whole query's time.
+fn pass(part: &[u8], file_start: bool, max_line_len: usize) -> Pass {
+    let mut seen = Pass::default();
+    if part.is_empty() {
+        return seen;
+    }
+    look_at(part, 0, 1, file_start, &mut seen, max_line_len);
+    let mut lines = 0u64;
+    let mut base = 0;
+    // The byte after each of the 16 is read too.
+    while base + 17 <= part.len() {
+        let (newlines, starts) = masks(&part[base..base + 17]);
+        let mut hits = newlines & starts;
+        while hits != 0 {
+            let j = hits.trailing_zeros() as usize;
+            let before = lines + u64::from((newlines & ((1u32 << j) - 1)).count_ones()) + 1;
+            look_at(
+                part,
+                base + j + 1,
+                before + 1,
+                false,
+                &mut seen,
+                max_line_len,
+            );
+            hits &= hits - 1;
+        }
+        lines += u64::from(newlines.count_ones());
+        base += 16;
+    }
+    for at in base..part.len() {
+        if part[at] == b'\n' {
+            lines += 1;
+            if at + 1 < part.len() && can_start_header(part[at + 1]) {
+                look_at(part, at + 1, lines + 1, false, &mut seen, max_line_len);
+            }
+        }
+    }
+    seen.lines = lines;
+    seen
+}
+
+fn can_start_header(b: u8) -> bool {
+    b.is_ascii_lowercase() || b == b'$' || b == b' '
+}
+
+/// For the 16 bytes of `bytes[..16]`: bit i of the first mask when byte i is a newline, of
+/// the second when byte i + 1 can start a header (`bytes` holds 17).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn masks(bytes: &[u8]) -> (u32, u32) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_sub_epi8,
+    };
+    debug_assert!(bytes.len() >= 17);
+    // SAFETY: SSE2 is part of the x86_64 baseline; both unaligned loads read within the
+    // 17 bytes the caller passes.
+    unsafe {
+        let here = _mm_loadu_si128(bytes.as_ptr().cast::<__m128i>());
+        let next = _mm_loadu_si128(bytes.as_ptr().add(1).cast::<__m128i>());
+        let newlines = _mm_movemask_epi8(_mm_cmpeq_epi8(here, _mm_set1_epi8(b'\n' as i8)));
+        // `next - 'a' <= 25`, unsigned: a lowercase letter.
+        let letter = _mm_sub_epi8(next, _mm_set1_epi8(b'a' as i8));
+        let lower = _mm_cmpeq_epi8(_mm_min_epu8(letter, _mm_set1_epi8(25)), letter);
+        let dollar = _mm_cmpeq_epi8(next, _mm_set1_epi8(b'$' as i8));
+        let space = _mm_cmpeq_epi8(next, _mm_set1_epi8(b' ' as i8));
+        let starts = _mm_movemask_epi8(_mm_or_si128(lower, _mm_or_si128(dollar, space)));
+        (newlines as u32 & 0xffff, starts as u32 & 0xffff)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn masks(bytes: &[u8]) -> (u32, u32) {
+    let mut newlines = 0;
+    let mut starts = 0;
+    for i in 0..16 {
+        newlines |= u32::from(bytes[i] == b'\n') << i;
+        starts |= u32::from(can_start_header(bytes[i + 1])) << i;
+    }
+    (newlines, starts)
+}
+
+/// Notes the line that starts at `part[start]`, line `number` of the part, if it is a header.
+fn look_at(
+    part: &[u8],
+    start: usize,
+    number: u64,
+    file_start: bool,
+    seen: &mut Pass,
+    max_line_len: usize,
+) {
+    let rest = &part[start..];
+    let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+    if let Some(text) = header_text(line, file_start, max_line_len) {
+        seen.last_header = Some((number, text.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::ops::ControlFlow;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::decode::DecoderOptions;
+    use crate::source::{ReadContext, ScanStats, scan_objects};
+
+    /// A file with what makes a part's start hard to know: a byte order mark before the
+    /// first header, bad lines, blank lines, CRLF, a line too long, headers mid-file that
+    /// change the format (one with an unknown field), and a last line without a newline.
+    fn awkward_file() -> Vec<u8> {
+        let mut text = String::from(
+            "\u{feff}version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n",
+        );
+        for i in 0..400u32 {
+            let line = match (i % 97, (151..=300).contains(&i)) {
+                (13, _) => "2 1 eni-bad 10.0.0.1\n".to_string(),
+                (41, _) => format!("2 1 eni-{i} 10.0.0.1 10.0.0.2 x 2 6 1 1 100 160 ACCEPT OK\r\n"),
+                (55, _) => "\n".to_string(),
+                (77, _) => format!("{}\n", "9".repeat(300)),
+                (_, true) => format!("eni-x{i} {i} REJECT 7\n"),
+                _ => format!("2 1 eni-{i} 10.0.0.1 10.0.0.2 1 2 6 1 {i} 100 160 ACCEPT OK\n"),
+            };
+            text.push_str(&line);
+            if i == 150 {
+                text.push_str("interface-id bytes action no-such-field\n");
+            }
+            if i == 300 {
+                text.push_str("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n");
+            }
+        }
+        text.push_str("2 1 eni-last 10.0.0.1 10.0.0.2 1 2 6 1 1 100 160 REJECT OK");
+        text.into_bytes()
+    }
+
+    /// Rows (pretty-printed) and what the stats saw, reading `objects` one after another.
+    fn read(objects: &[ObjectRef]) -> (String, u64, u64, Vec<String>) {
+        let options = DecoderOptions {
+            batch_size: 64,
+            max_line_len: 200,
+            ..DecoderOptions::default()
+        };
+        let stats = Arc::new(ScanStats::default());
+        let context = ReadContext {
+            s3: None,
+            lookahead: 1,
+        };
+        let mut batches = Vec::new();
+        for object in objects {
+            scan_objects(
+                std::slice::from_ref(object),
+                &options,
+                &context,
+                &stats,
+                &mut |b| {
+                    batches.push(b);
+                    ControlFlow::Continue(())
+                },
+            )
+            .unwrap();
+        }
+        let rows = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        let bad = stats.bad_lines();
+        let samples = bad.samples().iter().map(|s| s.to_string()).collect();
+        (rows, stats.objects(), bad.total(), samples)
+    }
+
+    #[test]
+    fn parts_read_as_the_whole_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        let bytes = awkward_file();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&bytes)
+            .unwrap();
+        let size = bytes.len() as u64;
+        let whole = read(&[ObjectRef::path(path.clone(), size)]);
+        assert_eq!(whole.1, 1);
+        assert!(whole.2 > 8, "{whole:?}");
+        assert!(whole.0.contains("eni-x299") && whole.0.contains("eni-last"));
+        for partitions in [2, 3, 5, 8, 40] {
+            let objects = split_large_files(
+                vec![ObjectRef::path(path.clone(), size)],
+                partitions,
+                200,
+                1,
+            );
+            assert!(objects.len() > 1, "{partitions}: not split");
+            let starts: Vec<u64> = objects
+                .iter()
+                .flat_map(|o| &o.part)
+                .map(|p| p.start)
+                .collect();
+            assert!(
+                starts
+                    .iter()
+                    .all(|&s| s == 0 || bytes[s as usize - 1] == b'\n'),
+                "{partitions}: {starts:?}"
+            );
+            assert_eq!(read(&objects), whole, "{partitions} partitions");
+        }
+    }
+
+    #[test]
+    fn a_header_in_a_part_governs_the_parts_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        let bytes = awkward_file();
+        std::fs::write(&path, &bytes).unwrap();
+        let objects = split_large_files(
+            vec![ObjectRef::path(path.clone(), bytes.len() as u64)],
+            40,
+            200,
+            1,
+        );
+        let headers: Vec<Option<u64>> = objects
+            .iter()
+            .flat_map(|o| &o.part)
+            .map(|p| p.header.as_ref().map(|h| h.0))
+            .collect();
+        // Line 1 (after the byte order mark), then the two mid-file headers.
+        assert_eq!(headers[1], Some(1));
+        assert!(
+            headers
+                .iter()
+                .any(|h| h.is_some_and(|l| l > 100 && l < 200))
+        );
+        assert!(headers.last().is_some_and(|h| h.is_some_and(|l| l > 250)));
+    }
+
+    #[test]
+    fn small_gzip_and_one_line_files_stay_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("a.log.gz");
+        std::fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]).unwrap();
+        let line = dir.path().join("one.log");
+        std::fs::write(&line, "x".repeat(5000)).unwrap();
+        let cr = dir.path().join("cr.log");
+        std::fs::write(&cr, "a\rb\rc\rd\r".repeat(500)).unwrap();
+        for path in [gz, line, cr] {
+            let size = std::fs::metadata(&path).unwrap().len();
+            let objects = split_large_files(vec![ObjectRef::path(path, size)], 4, 200, 1);
+            assert_eq!(objects.len(), 1);
+            assert!(objects[0].part.is_none());
+        }
+        // Below the smallest part: one piece.
+        let small = dir.path().join("small.log");
+        std::fs::write(&small, awkward_file()).unwrap();
+        let size = std::fs::metadata(&small).unwrap().len();
+        let objects = split_large_files(vec![ObjectRef::path(small, size)], 4, 200, MIN_PART);
+        assert_eq!(objects.len(), 1);
+    }
+
+    /// The pass, a line at a time: what the masks must agree with.
+    fn naive_pass(part: &[u8], file_start: bool, max_line_len: usize) -> Pass {
+        let mut seen = Pass::default();
+        let body = part.strip_suffix(b"\n").unwrap_or(part);
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            if let Some(text) = header_text(line, file_start && i == 0, max_line_len) {
+                seen.last_header = Some((i as u64 + 1, text.to_string()));
+            }
+        }
+        seen.lines = part.iter().filter(|&&b| b == b'\n').count() as u64;
+        seen
+    }
+
+    #[test]
+    fn the_pass_agrees_with_reading_line_by_line_from_any_line_start() {
+        let bytes = awkward_file();
+        let starts = std::iter::once(0).chain(
+            (0..bytes.len())
+                .filter(|&i| bytes[i] == b'\n')
+                .map(|i| i + 1),
+        );
+        for start in starts.filter(|s| s % 7 == 0 || *s < 300) {
+            for end in [bytes.len(), (start + 5000).min(bytes.len())] {
+                let part = &bytes[start..end];
+                assert_eq!(
+                    pass(part, start == 0, 200),
+                    naive_pass(part, start == 0, 200),
+                    "{start}..{end}"
+                );
+            }
+        }
+    }
+}
