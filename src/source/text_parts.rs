@@ -83,12 +83,10 @@ fn parts_of(
     }
     let mut bounds = vec![0];
     for k in 1..count {
-        let nominal = usize::try_from(k * size / count).unwrap_or(bytes.len());
-        // The first line start at or after `nominal`: the byte after a newline.
-        let at = match memchr::memchr(b'\n', &bytes[nominal.saturating_sub(1)..]) {
-            Some(i) => nominal.saturating_sub(1) + i + 1,
-            None => bytes.len(),
-        };
+        let at = line_start_from(
+            bytes,
+            usize::try_from(k * size / count).unwrap_or(bytes.len()),
+        );
         if at > *bounds.last().unwrap_or(&0) && at < bytes.len() {
             bounds.push(at);
         }
@@ -97,29 +95,60 @@ fn parts_of(
     if bounds.len() < 3 {
         return Ok(None);
     }
-    let passes: Vec<Pass> = bounds
+    // The pass covers every part but the last (no part after it needs its lines or
+    // headers), cut again at line starts into a piece per thread, so that all cores share
+    // it even when there are only two parts.
+    let last_start = bounds[bounds.len() - 2];
+    let threads = rayon::current_num_threads().max(1);
+    let mut cuts: Vec<usize> = bounds[..bounds.len() - 1].to_vec();
+    cuts.extend((1..threads).map(|c| line_start_from(bytes, last_start * c / threads)));
+    cuts.retain(|&c| c <= last_start);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let passes: Vec<Pass> = cuts
         .par_windows(2)
         .map(|w| pass(&bytes[w[0]..w[1]], w[0] == 0, max_line_len))
         .collect();
-    let count = passes.len() as u32;
-    let mut parts = Vec::with_capacity(passes.len());
-    let mut lines_before = 0;
-    let mut header: Option<(u64, String)> = None;
-    for (index, (w, pass)) in bounds.windows(2).zip(passes).enumerate() {
+    // What reading the file whole knows at each cut: lines before it, the last header.
+    let mut known = vec![(0u64, None::<(u64, String)>)];
+    for pass in passes {
+        let (lines, header) = known.last().cloned().unwrap_or_default();
+        let header = match pass.last_header {
+            Some((line, text)) => Some((lines + line, text)),
+            None => header,
+        };
+        known.push((lines + pass.lines, header));
+    }
+    let count = (bounds.len() - 1) as u32;
+    let mut parts = Vec::with_capacity(bounds.len() - 1);
+    for (index, w) in bounds.windows(2).enumerate() {
+        let (lines_before, header) = cuts
+            .iter()
+            .position(|&c| c == w[0])
+            .and_then(|i| known.get(i).cloned())
+            .unwrap_or_default();
         parts.push(TextPart {
             index: index as u32,
             count,
             start: w[0] as u64,
             end: w[1] as u64,
             lines_before,
-            header: header.clone(),
+            header,
         });
-        if let Some((line, text)) = pass.last_header {
-            header = Some((lines_before + line, text));
-        }
-        lines_before += pass.lines;
     }
     Ok(Some(parts))
+}
+
+/// The first line start at or after `at`: the byte after a newline (or the end).
+fn line_start_from(bytes: &[u8], at: usize) -> usize {
+    if at == 0 {
+        return 0;
+    }
+    let from = (at - 1).min(bytes.len());
+    match memchr::memchr(b'\n', &bytes[from..]) {
+        Some(i) => from + i + 1,
+        None => bytes.len(),
+    }
 }
 
 /// The file mapped into memory, when it still has the `size` it was listed with (parts
