@@ -461,7 +461,7 @@ fn feed_inflated_aside<R: Read + Send>(
 }
 
 /// Reads until `buf` is full or the input ends; the bytes read.
-pub(super) fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {
