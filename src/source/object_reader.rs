@@ -264,12 +264,9 @@ fn read_part(
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
     let file = File::open(path).map_err(|e| Error::io(location, e))?;
-    let map = super::text_parts::map_file(&file, size).map_err(|e| Error::io(location, e))?;
-    let bytes = usize::try_from(part.start)
-        .ok()
-        .zip(usize::try_from(part.end).ok())
-        .and_then(|(start, end)| map.get(start..end))
-        .ok_or_else(|| Error::invalid(location, format!("{part} is beyond the file's end")))?;
+    let (map, at) = super::text_parts::map_range(&file, size, part.start, part.end)
+        .map_err(|e| Error::io(location, e))?;
+    let bytes = &map[at..];
     let header = part
         .header
         .as_ref()
