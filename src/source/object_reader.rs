@@ -204,6 +204,15 @@ fn read_object(
 ) -> Result<ControlFlow<()>> {
     let location = object.location.to_string();
     match &object.location {
+        ObjectLocation::Stdin if let Some(part) = &object.part => {
+            let (file, _) = stdin_as_file().ok_or_else(|| {
+                Error::invalid(
+                    &location,
+                    "standard input is no longer a file to read parts of",
+                )
+            })?;
+            read_part(&file, object.size, part, &location, decoder, emit)
+        }
         ObjectLocation::Stdin => match STDIN_SPOOL.get() {
             Some(spool) => read_file_text(spool, &location, decoder, emit),
             None => {
@@ -218,7 +227,8 @@ fn read_object(
             read_file_text(&spool, &location, decoder, emit)
         }
         ObjectLocation::Path(path) if let Some(part) = &object.part => {
-            read_part(path, object.size, part, &location, decoder, emit)
+            let file = File::open(path).map_err(|e| Error::io(&location, e))?;
+            read_part(&file, object.size, part, &location, decoder, emit)
         }
         ObjectLocation::Path(path) => {
             let file = File::open(path).map_err(|e| Error::io(&location, e))?;
@@ -256,15 +266,14 @@ fn read_object(
 /// The file is mapped into memory and the decoder reads the mapping: no copy through a
 /// buffer, which is a good share of the time at these speeds.
 fn read_part(
-    path: &std::path::Path,
+    file: &File,
     size: u64,
     part: &TextPart,
     location: &str,
     decoder: &mut Decoder,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
-    let file = File::open(path).map_err(|e| Error::io(location, e))?;
-    let (map, at) = super::text_parts::map_range(&file, size, part.start, part.end)
+    let (map, at) = super::text_parts::map_range(file, size, part.start, part.end)
         .map_err(|e| Error::io(location, e))?;
     let bytes = &map[at..];
     let header = part
@@ -307,6 +316,29 @@ fn read_file_text(
 /// once (detection learns from the data, then reads the examined day again): a pipe can be
 /// read only once. Standard input belongs to the process, and so does its copy.
 static STDIN_SPOOL: std::sync::OnceLock<tempfile::TempPath> = std::sync::OnceLock::new();
+
+/// Standard input as a file to map, with the offset it stands at: its copy (see
+/// `spool_stdin`), or standard input itself when it is a regular file (`-s - < file`).
+/// None for a pipe or a terminal.
+pub(crate) fn stdin_as_file() -> Option<(File, u64)> {
+    if let Some(spool) = STDIN_SPOOL.get() {
+        return File::open(spool).ok().map(|file| (file, 0));
+    }
+    #[cfg(unix)]
+    {
+        use std::io::Seek;
+        use std::os::fd::AsFd;
+        let mut file = File::from(std::io::stdin().as_fd().try_clone_to_owned().ok()?);
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        // Bytes before the offset were read by whoever handed the file over.
+        let offset = file.stream_position().ok()?;
+        Some((file, offset))
+    }
+    #[cfg(not(unix))]
+    None
+}
 
 /// Copies standard input to a temporary file once; every later read of `-` reads the copy.
 pub fn spool_stdin() -> Result<()> {

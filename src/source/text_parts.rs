@@ -7,24 +7,25 @@
 //! a part's start is then the sum of the parts before it. The pass looks at a line only
 //! when it starts the way a header does, so it costs a fraction of decoding.
 //!
-//! Only local files are split: they are mapped, and the pass reads them where they lie. Standard input and S3
-//! objects are read in one piece.
+//! Only what can be mapped is split: local files, and standard input when it is a file (a
+//! redirect, or the copy detection makes of a pipe; it is cut from where it stands). A pipe
+//! and S3 objects are read in one piece.
 
 use std::fs::File;
-use std::path::Path;
 
 use rayon::prelude::*;
 
 use super::object::{ObjectLocation, ObjectRef, TextPart};
-use super::object_reader::{ends_lines_with_bare_cr, other_compression};
+use super::object_reader::{ends_lines_with_bare_cr, other_compression, stdin_as_file};
 use crate::decode::header_text;
 
 /// Parts are never smaller than this: below it one core reads a file faster than the
 /// setting up of another partition pays for.
 pub(crate) const MIN_PART: u64 = 8 << 20;
 
-/// Splits the large plain-text local files among `objects` into parts, so that
-/// `partitions` partitions share the bytes; the other objects pass unchanged. A file that
+/// Splits the large plain-text local files (and standard input when it is a file) among
+/// `objects` into parts, so that `partitions` partitions share the bytes; the other objects
+/// pass unchanged. A file that
 /// cannot be looked at now is left whole: reading it names the problem.
 pub(crate) fn split_large_files(
     objects: Vec<ObjectRef>,
@@ -35,22 +36,51 @@ pub(crate) fn split_large_files(
     if partitions < 2 {
         return objects;
     }
-    let total: u64 = objects.iter().map(|o| o.size).sum();
+    // Standard input backed by a file (a redirect, or the copy detection makes of a pipe)
+    // is cut like a file; a pipe is read as it comes.
+    let stdin = match objects
+        .iter()
+        .any(|o| o.location == ObjectLocation::Stdin && o.part.is_none())
+    {
+        true => stdin_as_file(),
+        false => None,
+    };
+    let input_size = |o: &ObjectRef| match (&o.location, &stdin) {
+        (ObjectLocation::Stdin, Some((file, offset))) => file
+            .metadata()
+            .map_or(0, |m| m.len().saturating_sub(*offset)),
+        _ => o.size,
+    };
+    let total: u64 = objects.iter().map(input_size).sum();
     let part_size = total.div_ceil(partitions as u64).max(min_part).max(1);
     let mut split = Vec::with_capacity(objects.len());
     for object in objects {
-        let count = object.size.div_ceil(part_size);
-        let parts = match &object.location {
-            ObjectLocation::Path(path) if object.part.is_none() && count >= 2 => {
-                parts_of(path, object.size, count, max_line_len).unwrap_or_else(|e| {
+        let count = input_size(&object).div_ceil(part_size);
+        let parts = match (&object.location, &stdin) {
+            _ if object.part.is_some() || count < 2 => None,
+            (ObjectLocation::Path(path), _) => File::open(path)
+                .and_then(|file| parts_of(&file, object.size, 0, count, max_line_len))
+                .map(|parts| parts.map(|p| (p, object.size)))
+                .unwrap_or_else(|e| {
                     tracing::debug!("{}: read in one piece: {e}", path.display());
                     None
+                }),
+            (ObjectLocation::Stdin, Some((file, offset))) => file
+                .metadata()
+                .and_then(|m| {
+                    let parts = parts_of(file, m.len(), *offset, count, max_line_len)?;
+                    Ok(parts.map(|p| (p, m.len())))
                 })
-            }
+                .unwrap_or_else(|e| {
+                    tracing::debug!("<stdin>: read in one piece: {e}");
+                    None
+                }),
             _ => None,
         };
         match parts {
-            Some(parts) => split.extend(parts.into_iter().map(|part| ObjectRef {
+            // A part's object has the size of the file it maps (checked when it is read).
+            Some((parts, size)) => split.extend(parts.into_iter().map(|part| ObjectRef {
+                size,
                 part: Some(part),
                 ..object.clone()
             })),
@@ -60,17 +90,19 @@ pub(crate) fn split_large_files(
     split
 }
 
-/// `count` line-aligned parts of the plain-text file at `path` (`size` bytes), or `None`
-/// when it is no plain text with newline line ends, or has too few lines to cut.
+/// `count` line-aligned parts of the plain text in `file` (`size` bytes) from byte `base`
+/// on (where standard input stood when it is a file), or `None` when it is no plain text
+/// with newline line ends, or has too few lines to cut. Parts' offsets are the file's.
 fn parts_of(
-    path: &Path,
+    file: &File,
     size: u64,
+    base: u64,
     count: u64,
     max_line_len: usize,
 ) -> std::io::Result<Option<Vec<TextPart>>> {
-    let file = File::open(path)?;
-    let map = map_file(&file, size)?;
-    let bytes: &[u8] = &map;
+    let map = map_file(file, size)?;
+    let base = usize::try_from(base).map_err(std::io::Error::other)?;
+    let bytes: &[u8] = map.get(base..).unwrap_or_default();
     let head = &bytes[..bytes.len().min(64 << 10)];
     let plain = !head.starts_with(&[0x1f, 0x8b])
         && !head.starts_with(b"PAR1")
@@ -130,8 +162,8 @@ fn parts_of(
         parts.push(TextPart {
             index: index as u32,
             count,
-            start: w[0] as u64,
-            end: w[1] as u64,
+            start: (base + w[0]) as u64,
+            end: (base + w[1]) as u64,
             lines_before,
             header,
         });

@@ -452,7 +452,8 @@ fn generate_writes_both_key_layouts() {
 
 /// A large plain file is read in parts on all cores (see src/source/text_parts.rs): the
 /// answer, the bad lines and their numbers are those of reading it in one piece (its gzip
-/// copy is), with a header mid-file that changes the format for the parts after it.
+/// copy is), with a header mid-file that changes the format for the parts after it. So is
+/// standard input redirected from it.
 #[test]
 fn a_large_plain_file_read_in_parts_answers_as_one_piece() {
     let dir = tempfile::tempdir().unwrap();
@@ -498,6 +499,45 @@ fn a_large_plain_file_read_in_parts_answers_as_one_piece() {
         "{parts_err}"
     );
 
+    // Standard input redirected from the file is cut the same way; through a pipe it is
+    // read as it comes. Both answer alike.
+    let from_stdin_at = |sql: &str, piped: bool, offset: u64| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_flowlens"));
+        command
+            .args(["sql", sql, "-s", "-", "-o", "csv"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = if piped {
+            let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
+            let mut input = child.stdin.take().unwrap();
+            let writer = std::thread::spawn({
+                let text = text.clone();
+                move || input.write_all(text.as_bytes())
+            });
+            let out = child.wait_with_output().unwrap();
+            // EXPLAIN reads none of it: the pipe breaks.
+            let _ = writer.join();
+            out
+        } else {
+            let mut file = std::fs::File::open(&plain).unwrap();
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).unwrap();
+            command.stdin(Stdio::from(file)).output().unwrap()
+        };
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out).replace("<stdin>", "FILE"))
+    };
+    let from_stdin = |sql: &str, piped: bool| from_stdin_at(sql, piped, 0);
+    // Standard input handed over past the header (read by a shell's `read`, say): the
+    // parts start there, and lines are counted from there.
+    let (past_header, past_header_err) = from_stdin_at(sql, false, V2_HEADER.len() as u64 + 1);
+    assert_eq!(past_header, parts);
+    assert!(
+        past_header_err.contains("FILE:200001: wrong field count"),
+        "{past_header_err}"
+    );
+    assert_eq!(from_stdin(sql, false), (parts.clone(), parts_err.clone()));
+    assert_eq!(from_stdin(sql, true), (parts, parts_err));
+
     if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
         let explain = flowlens(&[
             "sql",
@@ -508,5 +548,9 @@ fn a_large_plain_file_read_in_parts_answers_as_one_piece() {
         let plan = stdout(&explain);
         assert!(plan.contains("objects=1 ("), "{plan}");
         assert!(plan.contains("parts of large files"), "{plan}");
+        let (plan, _) = from_stdin(&format!("EXPLAIN {sql}"), false);
+        assert!(plan.contains("parts of large files"), "{plan}");
+        let (plan, _) = from_stdin(&format!("EXPLAIN {sql}"), true);
+        assert!(!plan.contains("parts of large files"), "{plan}");
     }
 }
