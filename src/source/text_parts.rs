@@ -25,8 +25,8 @@ pub(crate) const MIN_PART: u64 = 8 << 20;
 
 /// Splits the large plain-text local files (and standard input when it is a file) among
 /// `objects` into parts, so that `partitions` partitions share the bytes; the other objects
-/// pass unchanged. A file that
-/// cannot be looked at now is left whole: reading it names the problem.
+/// pass unchanged. A file that cannot be looked at now is left whole: reading it names the
+/// problem.
 pub(crate) fn split_large_files(
     objects: Vec<ObjectRef>,
     partitions: usize,
