@@ -42,13 +42,14 @@ pub(crate) fn split_large_files(
         .iter()
         .any(|o| o.location == ObjectLocation::Stdin && o.part.is_none())
     {
-        true => stdin_as_file(),
+        true => stdin_as_file().and_then(|(file, offset)| {
+            let len = file.metadata().ok()?.len();
+            Some((file, offset, len))
+        }),
         false => None,
     };
     let input_size = |o: &ObjectRef| match (&o.location, &stdin) {
-        (ObjectLocation::Stdin, Some((file, offset))) => file
-            .metadata()
-            .map_or(0, |m| m.len().saturating_sub(*offset)),
+        (ObjectLocation::Stdin, Some((_, offset, len))) => len.saturating_sub(*offset),
         _ => o.size,
     };
     let total: u64 = objects.iter().map(input_size).sum();
@@ -65,16 +66,14 @@ pub(crate) fn split_large_files(
                     tracing::debug!("{}: read in one piece: {e}", path.display());
                     None
                 }),
-            (ObjectLocation::Stdin, Some((file, offset))) => file
-                .metadata()
-                .and_then(|m| {
-                    let parts = parts_of(file, m.len(), *offset, count, max_line_len)?;
-                    Ok(parts.map(|p| (p, m.len())))
-                })
-                .unwrap_or_else(|e| {
-                    tracing::debug!("<stdin>: read in one piece: {e}");
-                    None
-                }),
+            (ObjectLocation::Stdin, Some((file, offset, len))) => {
+                parts_of(file, *len, *offset, count, max_line_len)
+                    .map(|parts| parts.map(|p| (p, *len)))
+                    .unwrap_or_else(|e| {
+                        tracing::debug!("<stdin>: read in one piece: {e}");
+                        None
+                    })
+            }
             _ => None,
         };
         match parts {
@@ -100,9 +99,8 @@ fn parts_of(
     count: u64,
     max_line_len: usize,
 ) -> std::io::Result<Option<Vec<TextPart>>> {
-    let map = map_file(file, size)?;
-    let base = usize::try_from(base).map_err(std::io::Error::other)?;
-    let bytes: &[u8] = map.get(base..).unwrap_or_default();
+    let (map, at) = map_range(file, size, base, size)?;
+    let bytes: &[u8] = &map[at..];
     let head = &bytes[..bytes.len().min(64 << 10)];
     let plain = !head.starts_with(&[0x1f, 0x8b])
         && !head.starts_with(b"PAR1")
@@ -162,8 +160,8 @@ fn parts_of(
         parts.push(TextPart {
             index: index as u32,
             count,
-            start: (base + w[0]) as u64,
-            end: (base + w[1]) as u64,
+            start: base + w[0] as u64,
+            end: base + w[1] as u64,
             lines_before,
             header,
         });
@@ -183,24 +181,13 @@ fn line_start_from(bytes: &[u8], at: usize) -> usize {
     }
 }
 
-/// The file mapped into memory, when it still has the `size` it was listed with (parts
-/// are cut at line ends of the file as it was).
+/// The bytes `start..end` of the file mapped into memory, when the file still has the
+/// `size` it was listed with (parts are cut at line ends of the file as it was). Returns the
+/// mapping and where `start` is in it: the mapping begins at an aligned offset.
 ///
 /// Why a mapping: at these speeds copying the bytes through a read buffer is a good share
 /// of the time. A file cut shorter while mapped would fault the process (SIGBUS), as in
 /// every tool that maps its input; flow log archives are written once, not cut.
-pub(crate) fn map_file(file: &File, size: u64) -> std::io::Result<memmap2::Mmap> {
-    check_size(file, size)?;
-    // SAFETY: the mapping is read only, and only while the file keeps the size checked
-    // above; see the comment on why a file cut shorter is accepted as a fault.
-    let map = unsafe { memmap2::Mmap::map(file)? };
-    // The parts are read front to back.
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Ok(map)
-}
-
-/// The bytes `start..end` of the file mapped into memory (as `map_file`): a part maps its
-/// own bytes only. Returns the mapping and where `start` is in it.
 ///
 /// The pages are not populated up front (MAP_POPULATE): on a file in the page cache that
 /// was 0.079 s against 0.083 s (medians of 31, within noise) for a 222 MB file, but on a
@@ -218,16 +205,17 @@ pub(crate) fn map_range(
             "bytes {start}-{end} are beyond the file's {size}"
         )));
     }
-    let page = page_size();
-    let offset = start - start % page;
+    let offset = start - start % MAP_ALIGN;
     let len = usize::try_from(end - offset).map_err(std::io::Error::other)?;
-    // SAFETY: as in `map_file`.
+    // SAFETY: the mapping is read only, and only while the file keeps the size checked
+    // above; see the comment on why a file cut shorter is accepted as a fault.
     let map = unsafe {
         memmap2::MmapOptions::new()
             .offset(offset)
             .len(len)
             .map(file)?
     };
+    // Parts are read front to back.
     let _ = map.advise(memmap2::Advice::Sequential);
     Ok((map, (start - offset) as usize))
 }
@@ -244,9 +232,7 @@ fn check_size(file: &File, size: u64) -> std::io::Result<()> {
 
 /// Mapping offsets must be multiples of the page size; 64 KiB is one on every platform
 /// Rust runs on (4 KiB on x86_64, up to 64 KiB on some ARM kernels).
-fn page_size() -> u64 {
-    64 * 1024
-}
+const MAP_ALIGN: u64 = 64 * 1024;
 
 /// What the pass saw in one part.
 #[derive(Debug, Default, PartialEq)]
