@@ -31,14 +31,17 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def ensure_duckdb():
-    venv = WORK / "venv"
+def ensure_venv(work, packages):
+    """The Python of a virtualenv under `work` that can import `packages` (installed from
+    PyPI the first time)."""
+    venv = work / "venv"
     python = venv / "bin" / "python"
     if not python.exists():
         run([sys.executable, "-m", "venv", str(venv)])
-    probe = subprocess.run([str(python), "-c", "import duckdb"], capture_output=True)
+    probe = subprocess.run([str(python), "-c", "import " + ", ".join(packages)],
+                           capture_output=True)
     if probe.returncode != 0:
-        run([str(python), "-m", "pip", "install", "--quiet", "duckdb"])
+        run([str(python), "-m", "pip", "install", "--quiet", *packages])
     return python
 
 
@@ -105,7 +108,7 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     plain = generate(args, "plain", ["--plain"])
     gz = generate(args, "gzip", [])
-    python = ensure_duckdb()
+    python = ensure_venv(WORK, ["duckdb"])
     text_bytes = du(plain)
     print(f"archive: {text_bytes / 1e9:.2f} GB of text in {sum(1 for _ in plain.rglob('*.log'))} "
           f"objects; {du(gz) / 1e9:.2f} GB as gzip; {os.cpu_count()} cores")

@@ -18,7 +18,6 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "target" / "bench-single"
 BIN = ROOT / "target" / "release" / "flowlens"
 # The same query and DuckDB column types as the many-objects comparison.
+import compare_duckdb  # noqa: E402
 from compare_duckdb import COLUMNS, QUERY, run  # noqa: E402
 
 # Runs in the virtualenv: times one engine `runs` times, prints the median and the answer.
@@ -92,13 +92,7 @@ print("\n".join(answer))
 
 
 def ensure_venv():
-    venv = WORK / "venv"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        run([sys.executable, "-m", "venv", str(venv)])
-    probe = subprocess.run([str(python), "-c", "import duckdb, polars, isal"], capture_output=True)
-    if probe.returncode != 0:
-        run([str(python), "-m", "pip", "install", "--quiet", "duckdb", "polars", "isal"])
+    python = compare_duckdb.ensure_venv(WORK, ["duckdb", "polars", "isal"])
     versions = subprocess.run(
         [str(python), "-c", "import duckdb, polars, isal; "
          "print(f'DuckDB {duckdb.__version__}, polars {polars.__version__}, isal {isal.__version__}')"],
