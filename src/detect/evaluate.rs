@@ -145,12 +145,14 @@ pub async fn evaluate(
             baseline = Some(pipeline.fold(baseline, summary.clone()).await?);
         }
         let Some(baseline) = baseline else { continue };
-        pipeline.summarise(start, end).await?;
-        pipeline
-            .use_baseline(&baseline, start - baseline_days * DAY, start)
-            .await?;
+        let rollup = pipeline.rollup(start, end).await?;
         let report = pipeline
-            .detect(start, end, (start - baseline_days * DAY, start))
+            .examine(
+                &rollup,
+                &baseline,
+                (start - baseline_days * DAY, start),
+                (start, end),
+            )
             .await?;
         for warning in &report.warnings {
             tracing::warn!("{} .. {}: {warning}", start, end);

@@ -27,6 +27,7 @@ pub use report::render_report;
 
 use crate::error::{Error, Result};
 use crate::query::{FlowsConfig, FlowsSession};
+use crate::table::Table;
 use crate::time_range::TimeRange;
 
 const HOUR: i64 = 3600;
@@ -138,20 +139,32 @@ pub async fn detect(
         });
     };
     let learnt;
+    let mut window_rollup = None;
     let (baseline, period) = match stored {
         Some(stored) => (stored, (stored.meta.since, stored.meta.until)),
         None => {
             let since = start - plan.baseline_days * DAY;
-            learnt = fold_periods(&pipeline, session, &[(since, start)], None)
-                .await?
-                .ok_or_else(|| Error::invalid("detect", "no period to learn from"))?;
+            let (folded, next) = fold_periods_then(
+                &pipeline,
+                session,
+                &[(since, start)],
+                None,
+                Some((start, end)),
+            )
+            .await?;
+            learnt = folded.ok_or_else(|| Error::invalid("detect", "no period to learn from"))?;
+            window_rollup = next;
             (&learnt, (since, start))
         }
     };
     // The window last, so its tables are the ones registered when the detectors run.
-    pipeline.summarise(start, end).await?;
-    pipeline.use_baseline(baseline, period.0, period.1).await?;
-    pipeline.detect(start, end, period).await
+    let rollup = match window_rollup {
+        Some(rollup) => rollup,
+        None => pipeline.rollup(start, end).await?,
+    };
+    pipeline
+        .examine(&rollup, baseline, period, (start, end))
+        .await
 }
 
 /// Folds the records ending in each of `periods` into `into`, a day at a time when the
@@ -162,20 +175,74 @@ pub(crate) async fn fold_periods(
     pipeline: &Pipeline<'_>,
     session: &FlowsSession,
     periods: &[(i64, i64)],
-    mut into: Option<Baseline>,
+    into: Option<Baseline>,
 ) -> Result<Option<Baseline>> {
+    Ok(fold_periods_then(pipeline, session, periods, into, None)
+        .await?
+        .0)
+}
+
+/// [`fold_periods`], then the rollup of `next`, returned. Each rollup (the step that reads
+/// the records) is read while the chunk before it is summarised and folded, whose small
+/// queries leave cores idle; so two chunks' rollups are held at a time, never more.
+async fn fold_periods_then(
+    pipeline: &Pipeline<'_>,
+    session: &FlowsSession,
+    periods: &[(i64, i64)],
+    mut into: Option<Baseline>,
+    next: Option<(i64, i64)>,
+) -> Result<(Option<Baseline>, Option<Table>)> {
     let days = session.object_days();
-    for &(since, until) in periods {
-        let chunks = match &days {
+    let chunks: Vec<(i64, i64)> = periods
+        .iter()
+        .flat_map(|&(since, until)| match &days {
             Some(days) => day_chunks(since, until, days),
             None => vec![(since, until)],
-        };
-        for (a, b) in chunks {
-            let summary = pipeline.summarise(a, b).await?;
-            into = Some(pipeline.fold(into, summary).await?);
+        })
+        .collect();
+    let reads: Vec<(i64, i64)> = chunks.iter().copied().chain(next).collect();
+    let reads = &reads;
+    let read = |i: usize| async move {
+        match reads.get(i) {
+            Some(&(since, until)) => pipeline.rollup(since, until).await.map(Some),
+            None => Ok(None),
         }
+    };
+    let mut rollup = read(0).await?;
+    // Periods with no records before the first that has some: covered by that one's summary.
+    let mut empty_before = Vec::new();
+    for (i, &(since, until)) in chunks.iter().enumerate() {
+        let Some(this) = rollup.take() else { break };
+        let last = i + 1 == chunks.len();
+        let current = into.take();
+        let fold = async {
+            // A chunk with no records leaves the baseline as it is (folding nothing changes
+            // no row) but covered: running its steps would cost a dozen queries for nothing.
+            // Only when no chunk has records is one summarised, for the tables' columns.
+            if this.rows() == 0 && !(last && current.is_none()) {
+                return Ok(match current {
+                    Some(mut baseline) => {
+                        baseline.meta.cover(since, until);
+                        Some(baseline)
+                    }
+                    None => {
+                        empty_before.push((since, until));
+                        None
+                    }
+                });
+            }
+            let mut summary = pipeline.summarise_rollup(&this, since, until).await?;
+            drop(this);
+            for (a, b) in empty_before.drain(..) {
+                summary.meta.cover(a, b);
+            }
+            pipeline.fold(current, summary).await.map(Some)
+        };
+        let (folded, following) = futures::try_join!(fold, read(i + 1))?;
+        into = folded;
+        rollup = following;
     }
-    Ok(into)
+    Ok((into, rollup))
 }
 
 /// The days of a session's records, for work that must see every record once (a
@@ -292,5 +359,108 @@ mod tests {
         );
         // A key decades away adds two cuts, not one per day between.
         assert_eq!(day_chunks(0, d(100_000), &days(&[10, 40_000])).len(), 5);
+    }
+
+    /// Every row of a table, rendered and sorted: folds may order rows differently.
+    fn rows(table: &Table) -> Vec<String> {
+        let text = arrow::util::pretty::pretty_format_batches(&table.batches)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn days_without_records_are_covered_and_change_nothing_else() {
+        use crate::generate::{GenerateOptions, KeyLayout, generate};
+        let d = |n: i64| n * DAY;
+        let dir = std::env::temp_dir().join(format!("flowlens-empty-days-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Days 20, 21 and 22 of 2025-01 (Unix day 20_110 is 2025-01-22): the middle day's
+        // objects are then removed, so its chunk has no records.
+        let end = d(20_111);
+        generate(&GenerateOptions {
+            out: dir.clone(),
+            end,
+            days: 3,
+            enis: 3,
+            seed: 7,
+            rate: 0.2,
+            object_minutes: 60,
+            gzip: false,
+            layout: KeyLayout::Plain,
+            mixed_formats: false,
+            incidents: false,
+        })
+        .unwrap();
+        let day_dirs: Vec<_> = walk(&dir.join("AWSLogs"))
+            .into_iter()
+            .filter(|p| p.ends_with("2025/01/21"))
+            .collect();
+        assert_eq!(day_dirs.len(), 1, "{day_dirs:?}");
+        std::fs::remove_dir_all(&day_dirs[0]).unwrap();
+
+        let config = FlowsConfig {
+            sources: vec![dir.display().to_string()],
+            ..FlowsConfig::default()
+        };
+        let session = FlowsSession::open(&config).await.unwrap();
+        let catalog = DetectCatalog::builtin().unwrap();
+        let pipeline = Pipeline::new(&session, &catalog);
+        // Empty days before the data and one inside it: what the fold skips.
+        let period = (end - d(5), end);
+        let chunks = day_chunks(period.0, period.1, &session.object_days().unwrap());
+        // Which chunks have records: the fold must meet empty ones both before its first
+        // summary and after it.
+        let mut has_records = Vec::new();
+        for &(since, until) in &chunks {
+            has_records.push(pipeline.rollup(since, until).await.unwrap().rows() > 0);
+        }
+        let first = has_records.iter().position(|&r| r).unwrap();
+        assert!(first > 0, "{has_records:?}");
+        assert!(has_records[first..].contains(&false), "{has_records:?}");
+        let skipped = fold_periods(&pipeline, &session, &[period], None)
+            .await
+            .unwrap()
+            .unwrap();
+        // Every chunk summarised and folded, empty or not.
+        let mut each = None;
+        for (since, until) in chunks {
+            let summary = pipeline.summarise(since, until).await.unwrap();
+            each = Some(pipeline.fold(each, summary).await.unwrap());
+        }
+        let each = each.unwrap();
+        assert_eq!(skipped.meta.covered, vec![period]);
+        assert_eq!(each.meta.covered, skipped.meta.covered);
+        for (a, b) in each.tables().into_iter().zip(skipped.tables()) {
+            assert!(a.rows() > 0);
+            assert_eq!(rows(a), rows(b));
+        }
+
+        // A period with no records at all still gives a baseline (empty, with its columns)
+        // that covers it.
+        let before = (end - d(10), end - d(8));
+        let empty = fold_periods(&pipeline, &session, &[before], None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(empty.meta.covered, vec![before]);
+        for (table, full) in empty.tables().into_iter().zip(each.tables()) {
+            assert_eq!(table.rows(), 0);
+            assert_eq!(table.schema.fields().len(), full.schema.fields().len());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut found = vec![dir.to_path_buf()];
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(walk(&path));
+            }
+        }
+        found
     }
 }

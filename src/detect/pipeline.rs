@@ -42,6 +42,16 @@ pub struct DetectReport {
     pub warnings: Vec<String>,
 }
 
+/// The values a window's steps and detectors are rendered with.
+fn window_values(start: i64, end: i64) -> [(&'static str, i64); 4] {
+    [
+        ("since", start),
+        ("until", end),
+        ("window_start", start),
+        ("window_end", end),
+    ]
+}
+
 /// Runs the steps and detectors of `catalog` on a session's `flows` table.
 pub struct Pipeline<'a> {
     session: &'a FlowsSession,
@@ -104,24 +114,33 @@ impl<'a> Pipeline<'a> {
         Ok(value(0))
     }
 
+    /// Rolls up the records that end in `[since, until)`: the one step of a period that
+    /// reads `flows`. Nothing is registered, so the next period's rollup can be read while
+    /// this one's is summarised.
+    pub async fn rollup(&self, since: i64, until: i64) -> Result<Table> {
+        self.step_only("rollup", &[("since", since), ("until", until)])
+            .await
+    }
+
     /// Rolls up the records that end in `[since, until)` and reduces them to that period's
     /// summary: hourly metrics, peers and services per interface. The period's `traffic`,
     /// `hour_metrics` and `local_addrs` stay registered (detection examines the last period
     /// summarised); its rollup is dropped.
     pub async fn summarise(&self, since: i64, until: i64) -> Result<Baseline> {
+        let rollup = self.rollup(since, until).await?;
+        self.summarise_rollup(&rollup, since, until).await
+    }
+
+    /// [`Pipeline::summarise`] from a rollup already read.
+    pub async fn summarise_rollup(
+        &self,
+        rollup: &Table,
+        since: i64,
+        until: i64,
+    ) -> Result<Baseline> {
+        self.local_view(rollup).await?;
+        let history = self.traffic_view().await?;
         let values = [("since", since), ("until", until)];
-        self.step("rollup", &values).await?;
-        self.step("addr_shares", &[]).await?;
-        self.step("local_addrs", &[]).await?;
-        self.step("traffic", &[]).await?;
-        // The rollup is no longer needed: give its memory back.
-        self.ctx
-            .deregister_table("rollup")
-            .map_err(|e| Error::query("detect", e))?;
-        self.ctx
-            .deregister_table("addr_shares")
-            .map_err(|e| Error::query("detect", e))?;
-        let history = self.step("hour_metrics", &[]).await?;
         // Peers and services side by side: independent queries keep both cores busy.
         let (peers, ports) = futures::try_join!(
             self.step("base_peers", &values),
@@ -135,6 +154,28 @@ impl<'a> Pipeline<'a> {
             peers,
             ports,
         })
+    }
+
+    /// Registers a period's rollup and the addresses each interface owns (`local_addrs`),
+    /// which is all that reading the period's records one by one (`recent`) needs.
+    async fn local_view(&self, rollup: &Table) -> Result<()> {
+        register(self.ctx, "rollup", rollup)?;
+        self.step("addr_shares", &[]).await?;
+        self.step("local_addrs", &[]).await?;
+        Ok(())
+    }
+
+    /// The period's `traffic` and `hour_metrics` from its registered rollup, which is then
+    /// dropped; returns the hourly metrics.
+    async fn traffic_view(&self) -> Result<Table> {
+        self.step("traffic", &[]).await?;
+        // The rollup is no longer needed: give its memory back.
+        for name in ["rollup", "addr_shares"] {
+            self.ctx
+                .deregister_table(name)
+                .map_err(|e| Error::query("detect", e))?;
+        }
+        self.step("hour_metrics", &[]).await
     }
 
     /// Folds a period's summary into a baseline (or starts one): hourly metrics added, peers
@@ -304,20 +345,50 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    /// Runs every detector over `[start, end)` against the registered baseline.
+    /// Runs every detector over `[start, end)` against the registered baseline, the window
+    /// having been summarised last.
     pub async fn detect(&self, start: i64, end: i64, baseline: (i64, i64)) -> Result<DetectReport> {
-        let window = [
-            ("since", start),
-            ("until", end),
-            ("window_start", start),
-            ("window_end", end),
-        ];
+        let window = window_values(start, end);
         // Independent queries run side by side, as in `summarise`.
         futures::try_join!(
             self.step("recent", &window),
             self.step("deviations", &window),
             self.step("fleet_changes", &window)
         )?;
+        self.judge(start, end, baseline).await
+    }
+
+    /// Summarises the window `[start, end)` from its rollup, compares it with `baseline`
+    /// (learnt over `period`) and runs every detector. The window's records are read one by
+    /// one (`recent`) while its traffic is summarised and compared: both need only the
+    /// addresses each interface owns, and side by side they keep both cores busy.
+    pub async fn examine(
+        &self,
+        rollup: &Table,
+        baseline: &Baseline,
+        period: (i64, i64),
+        (start, end): (i64, i64),
+    ) -> Result<DetectReport> {
+        self.local_view(rollup).await?;
+        let window = window_values(start, end);
+        // The window's own peers and services are not summarised: detection compares with
+        // the baseline's.
+        let compare = async {
+            self.traffic_view().await?;
+            self.use_baseline(baseline, period.0, period.1).await?;
+            futures::try_join!(
+                self.step("deviations", &window),
+                self.step("fleet_changes", &window)
+            )?;
+            Ok::<_, Error>(())
+        };
+        futures::try_join!(self.step("recent", &window), compare)?;
+        self.judge(start, end, period).await
+    }
+
+    /// Runs every detector over `[start, end)` once the window's tables are registered.
+    async fn judge(&self, start: i64, end: i64, baseline: (i64, i64)) -> Result<DetectReport> {
+        let window = window_values(start, end);
         let found = try_join_all(self.catalog.detectors().iter().map(|detector| async {
             let started = Instant::now();
             let sql = self.catalog.render(detector, &window)?;
