@@ -312,6 +312,41 @@ impl FlowsSession {
         })
     }
 
+    /// Runs one query over small in-memory tables (a detection step's or detector's) planned
+    /// for one partition: spreading a few hundred thousand rows over the cores costs more
+    /// in repartitioning than it saves, and detection runs such queries beside one another
+    /// and beside the next day's rollup, which keep the other cores busy. A query that
+    /// reads `flows` is planned as [`FlowsSession::collect`] plans it.
+    pub async fn collect_small(&self, location: &str, sql: &str) -> Result<Collected> {
+        let statement = match Self::split(sql)?.pop() {
+            Some(statement) => statement,
+            None => return Err(Error::invalid(location, "no SQL statement")),
+        };
+        let reads_flows = self
+            .ctx
+            .state()
+            .resolve_table_references(&statement)
+            .map_err(|e| Error::query(location, e))?
+            .iter()
+            .any(|t| t.table().eq_ignore_ascii_case("flows"));
+        if reads_flows {
+            return self.collect(location, sql).await;
+        }
+        // The same catalog (tables registered later are seen), functions and memory pool.
+        let mut state = self.ctx.state();
+        state.config_mut().options_mut().execution.target_partitions = 1;
+        let ctx = SessionContext::new_with_state(state);
+        let (schema, plan) = physical_plan(&ctx, statement, location).await?;
+        let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
+            .await
+            .map_err(|e| Error::query(location, e))?;
+        Ok(Collected {
+            schema,
+            batches,
+            plan,
+        })
+    }
+
     /// The UTC days (their starts) the selected objects' keys fall on, when every key tells
     /// its time (so a query bounded to one day reads only that day's objects); None
     /// otherwise.
