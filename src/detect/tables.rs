@@ -14,7 +14,7 @@ pub use crate::table::{Table, from_parquet, to_parquet};
 /// there is one, here otherwise (on one partition when it reads only earlier steps' tables).
 pub(crate) async fn run(session: &FlowsSession, step: &str, sql: &str) -> Result<Table> {
     let location = format!("detect step {step}");
-    let collected = session.collect_small(&location, sql).await?;
+    let collected = session.collect(&location, sql).await?;
     // -vvv: where a step's time went, for whoever tunes a detector's SQL.
     if tracing::enabled!(tracing::Level::TRACE) {
         let shown = DisplayableExecutionPlan::with_metrics(collected.plan.as_ref()).indent(true);

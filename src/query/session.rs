@@ -273,30 +273,46 @@ impl FlowsSession {
         Ok(other)
     }
 
-    /// Whether `sql` reads the `flows` table (and so runs on the cluster when there is one).
-    #[cfg(feature = "cluster")]
-    fn cluster_for(&self, statement: &Statement) -> Option<&super::ClusterSession> {
-        let cluster = self.cluster.as_ref()?;
-        let tables = self.ctx.state().resolve_table_references(statement).ok()?;
-        tables
-            .iter()
-            .any(|t| t.table().eq_ignore_ascii_case("flows"))
-            .then_some(cluster)
+    /// Whether `statement` reads the `flows` table.
+    fn reads_flows(&self, statement: &Statement) -> bool {
+        self.ctx
+            .state()
+            .resolve_table_references(statement)
+            .is_ok_and(|tables| {
+                tables
+                    .iter()
+                    .any(|t| t.table().eq_ignore_ascii_case("flows"))
+            })
     }
 
-    /// Runs one query (SQL of one statement) to its end, on the cluster when it reads
-    /// `flows` and there is one, and adds what the cluster's scans saw to the stats.
+    /// Runs one query (SQL of one statement) to its end. One that reads `flows` runs on the
+    /// cluster when there is one, and what the cluster's scans saw is added to the stats.
+    /// One that reads only small in-memory tables (a detection step's or detector's) is
+    /// planned for one partition: spreading a few hundred thousand rows over the cores
+    /// costs more in repartitioning than it saves, and detection runs such queries beside
+    /// one another and beside the next day's rollup, which keep the other cores busy.
     pub async fn collect(&self, location: &str, sql: &str) -> Result<Collected> {
         let statement = match Self::split(sql)?.pop() {
             Some(statement) => statement,
             None => return Err(Error::invalid(location, "no SQL statement")),
         };
+        let reads_flows = self.reads_flows(&statement);
         #[cfg(feature = "cluster")]
-        let cluster = self.cluster_for(&statement);
+        let cluster = self.cluster.as_ref().filter(|_| reads_flows);
         #[cfg(feature = "cluster")]
         let ctx = cluster.map_or(&self.ctx, |c| &c.ctx);
         #[cfg(not(feature = "cluster"))]
         let ctx = &self.ctx;
+        let narrow;
+        let ctx = if reads_flows {
+            ctx
+        } else {
+            // The same catalog (tables registered later are seen), functions and memory pool.
+            let mut state = self.ctx.state();
+            state.config_mut().options_mut().execution.target_partitions = 1;
+            narrow = SessionContext::new_with_state(state);
+            &narrow
+        };
         let (schema, plan) = physical_plan(ctx, statement, location).await?;
         let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
             .await
@@ -305,41 +321,6 @@ impl FlowsSession {
         if let Some(cluster) = cluster {
             cluster.absorb_reports(&plan, &self.stats).await?;
         }
-        Ok(Collected {
-            schema,
-            batches,
-            plan,
-        })
-    }
-
-    /// Runs one query over small in-memory tables (a detection step's or detector's) planned
-    /// for one partition: spreading a few hundred thousand rows over the cores costs more
-    /// in repartitioning than it saves, and detection runs such queries beside one another
-    /// and beside the next day's rollup, which keep the other cores busy. A query that
-    /// reads `flows` is planned as [`FlowsSession::collect`] plans it.
-    pub async fn collect_small(&self, location: &str, sql: &str) -> Result<Collected> {
-        let statement = match Self::split(sql)?.pop() {
-            Some(statement) => statement,
-            None => return Err(Error::invalid(location, "no SQL statement")),
-        };
-        let reads_flows = self
-            .ctx
-            .state()
-            .resolve_table_references(&statement)
-            .map_err(|e| Error::query(location, e))?
-            .iter()
-            .any(|t| t.table().eq_ignore_ascii_case("flows"));
-        if reads_flows {
-            return self.collect(location, sql).await;
-        }
-        // The same catalog (tables registered later are seen), functions and memory pool.
-        let mut state = self.ctx.state();
-        state.config_mut().options_mut().execution.target_partitions = 1;
-        let ctx = SessionContext::new_with_state(state);
-        let (schema, plan) = physical_plan(&ctx, statement, location).await?;
-        let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
-            .await
-            .map_err(|e| Error::query(location, e))?;
         Ok(Collected {
             schema,
             batches,
