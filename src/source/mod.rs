@@ -37,7 +37,10 @@ pub(crate) use key_layout::prefix_info;
 pub(crate) use listing::warn_future;
 pub use listing::{ListFilter, latest_key_start, list_sources};
 pub use notify::{Message, NotifyTarget, send};
-pub use object::{ObjectLocation, ObjectRef, TextPart};
+// A part of a large file crosses the wire only to a cluster's executors (table/codec.rs).
+#[cfg(feature = "cluster")]
+pub use object::TextPart;
+pub use object::{ObjectLocation, ObjectRef};
 pub use object_reader::{ReadContext, scan_objects, spool_stdin};
 pub(crate) use s3_client::s3_error as s3_error_for;
 pub use s3_client::{
