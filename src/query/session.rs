@@ -313,10 +313,19 @@ impl FlowsSession {
             narrow = SessionContext::new_with_state(state);
             &narrow
         };
+        let started = std::time::Instant::now();
         let (schema, plan) = physical_plan(ctx, statement, location).await?;
+        let planned = started.elapsed();
         let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
             .await
             .map_err(|e| Error::query(location, e))?;
+        // -vvv: planning apart from running; for a detector, planning can be a quarter of
+        // its time. Both are wall times, shared with whatever runs beside the query.
+        tracing::trace!(
+            "{location}: planned in {:.3} s, ran in {:.3} s",
+            planned.as_secs_f64(),
+            (started.elapsed() - planned).as_secs_f64()
+        );
         #[cfg(feature = "cluster")]
         if let Some(cluster) = cluster {
             cluster.absorb_reports(&plan, &self.stats).await?;
