@@ -17,7 +17,7 @@ macro_rules! sql {
 
 /// Steps, in the order they run.
 static STEPS: &[(&str, &str)] = sql!["steps/":
-    "rollup", "addr_shares", "local_addrs", "traffic", "hour_metrics", "base_enis", "base_hours", "base_peers",
+    "window_records", "rollup", "addr_shares", "local_addrs", "traffic", "hour_metrics", "base_enis", "base_hours", "base_peers",
     "base_ports", "recent", "deviations", "fleet_changes",
 ];
 

@@ -145,7 +145,7 @@ pub async fn evaluate(
             baseline = Some(pipeline.fold(baseline, summary.clone()).await?);
         }
         let Some(baseline) = baseline else { continue };
-        let rollup = pipeline.rollup(start, end).await?;
+        let rollup = pipeline.window_rollup(start, end).await?;
         let report = pipeline
             .examine(
                 &rollup,

@@ -138,6 +138,20 @@ pub async fn detect(
             warnings: vec!["no flow log records in the sources".to_string()],
         });
     };
+    let report = examine_window(&pipeline, session, plan, stored, (start, end)).await;
+    // Records held for the window go back whatever happened (examining lets them go itself).
+    session.release_flows()?;
+    report
+}
+
+/// [`detect`] once the window is known.
+async fn examine_window(
+    pipeline: &Pipeline<'_>,
+    session: &FlowsSession,
+    plan: &DetectPlan,
+    stored: Option<&Baseline>,
+    (start, end): (i64, i64),
+) -> Result<DetectReport> {
     let learnt;
     let mut window_rollup = None;
     let (baseline, period) = match stored {
@@ -145,7 +159,7 @@ pub async fn detect(
         None => {
             let since = start - plan.baseline_days * DAY;
             let (folded, next) = fold_periods_then(
-                &pipeline,
+                pipeline,
                 session,
                 &[(since, start)],
                 None,
@@ -160,7 +174,7 @@ pub async fn detect(
     // The window last, so its tables are the ones registered when the detectors run.
     let rollup = match window_rollup {
         Some(rollup) => rollup,
-        None => pipeline.rollup(start, end).await?,
+        None => pipeline.window_rollup(start, end).await?,
     };
     pipeline
         .examine(&rollup, baseline, period, (start, end))
@@ -201,9 +215,13 @@ async fn fold_periods_then(
         })
         .collect();
     let reads: Vec<(i64, i64)> = chunks.iter().copied().chain(next).collect();
-    let reads = &reads;
+    let (reads, window) = (&reads, chunks.len());
     let read = |i: usize| async move {
         match reads.get(i) {
+            // The window to examine next: its records are read again for `recent`.
+            Some(&(since, until)) if i == window => {
+                pipeline.window_rollup(since, until).await.map(Some)
+            }
             Some(&(since, until)) => pipeline.rollup(since, until).await.map(Some),
             None => Ok(None),
         }

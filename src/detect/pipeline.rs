@@ -122,6 +122,26 @@ impl<'a> Pipeline<'a> {
             .await
     }
 
+    /// The rollup of the window `[since, until)` that [`Pipeline::examine`] is given. The
+    /// window's records are decoded once: kept while the rollup reads them (when they fit and
+    /// detection runs here) and read again from memory by `recent`, which then lets them go.
+    pub async fn window_rollup(&self, since: i64, until: i64) -> Result<Table> {
+        let location = "detect step window_records";
+        let sql = self
+            .catalog
+            .step("window_records", &[("since", since), ("until", until)])?;
+        if !self.session.keep_flows(location, &sql).await? {
+            return self.rollup(since, until).await;
+        }
+        let rollup = self.rollup(since, until).await;
+        // Always: `flows` must not stay the stream the rollup used up.
+        let held = self.session.serve_kept(location)?;
+        if let Some(bytes) = held {
+            tracing::debug!("step window_records: {} MB held in memory", bytes >> 20);
+        }
+        rollup
+    }
+
     /// Rolls up the records that end in `[since, until)` and reduces them to that period's
     /// summary: hourly metrics, peers and services per interface. The period's `traffic`,
     /// `hour_metrics` and `local_addrs` stay registered (detection examines the last period
@@ -382,7 +402,14 @@ impl<'a> Pipeline<'a> {
             )?;
             Ok::<_, Error>(())
         };
-        futures::try_join!(self.step("recent", &window), compare)?;
+        let recent = async {
+            let recent = self.step("recent", &window).await;
+            // The window's records, if held for its rollup and for `recent`, are not needed
+            // again.
+            self.session.release_flows()?;
+            recent
+        };
+        futures::try_join!(recent, compare)?;
         self.judge(start, end, period).await
     }
 

@@ -4,6 +4,7 @@
 mod cluster;
 mod context_functions;
 mod functions;
+mod held_flows;
 mod library;
 mod session;
 

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryConsumer, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 
 use super::context_functions::context_functions;
 use super::functions::flowlens_functions;
+use super::held_flows::{Kept, keeping_table, lock, served_once_table};
 use crate::context::{Context, ContextOptions};
 use datafusion::datasource::MemTable;
 
@@ -130,6 +131,9 @@ pub struct FlowsSession {
     /// Where queries that read `flows` run when not here (`--cluster`).
     #[cfg(feature = "cluster")]
     cluster: Option<super::ClusterSession>,
+    /// Rows kept to be served as `flows` ([`FlowsSession::keep_flows`]), and the memory
+    /// pool's share for them; None while `flows` reads the sources.
+    held: std::sync::Mutex<Option<Arc<std::sync::Mutex<Kept>>>>,
 }
 
 /// A query run to its end: its schema, rows, and the plan that ran (with its metrics).
@@ -398,7 +402,90 @@ impl FlowsSession {
             enrichment,
             #[cfg(feature = "cluster")]
             cluster: None,
+            held: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Makes the next query over `flows` read the rows of `sql` (itself a query over
+    /// `flows`), which are kept as they stream by; [`FlowsSession::serve_kept`] then serves
+    /// them as `flows` from memory. For work that reads the same records twice (detection
+    /// reads the examined window for its rollup, then record by record): they are decoded
+    /// once, and the first query still runs while they are read. Rows are kept only when the
+    /// session runs here (a cluster reads records where they lie) and within a third of the
+    /// memory limit, leaving the rest to the queries over them. Returns whether rows are
+    /// being kept.
+    pub async fn keep_flows(&self, location: &str, sql: &str) -> Result<bool> {
+        self.release_flows()?;
+        #[cfg(feature = "cluster")]
+        if self.cluster.is_some() {
+            return Ok(false);
+        }
+        let statement = match Self::split(sql)?.pop() {
+            Some(statement) => statement,
+            None => return Err(Error::invalid(location, "no SQL statement")),
+        };
+        let (_, plan) = physical_plan(&self.ctx, statement, location).await?;
+        let reservation =
+            MemoryConsumer::new("held flows").register(&self.ctx.runtime_env().memory_pool);
+        let partitions = plan.properties().output_partitioning().partition_count();
+        let budget = self.memory_limit.map_or(usize::MAX, |limit| limit / 3);
+        let kept = Arc::new(std::sync::Mutex::new(Kept::new(
+            plan.schema(),
+            partitions,
+            budget,
+            reservation,
+        )));
+        let table = keeping_table(plan, kept.clone()).map_err(|e| Error::query(location, e))?;
+        self.swap_flows(location, Arc::new(table))?;
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+        Ok(true)
+    }
+
+    /// After the query that read `flows` following [`FlowsSession::keep_flows`]: when that
+    /// query read every row within the budget, `flows` serves the kept rows from memory to the
+    /// next query that reads it, each batch let go as it is read, and their size is returned;
+    /// otherwise `flows` reads the sources again. Either way, [`FlowsSession::release_flows`]
+    /// after that query.
+    pub fn serve_kept(&self, location: &str) -> Result<Option<usize>> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(kept) = held.as_ref() else {
+            return Ok(None);
+        };
+        let (parts, size, schema) = {
+            let mut kept = lock(kept);
+            (kept.complete(), kept.size(), kept.schema())
+        };
+        let Some(parts) = parts else {
+            *held = None;
+            drop(held);
+            self.swap_flows(location, self.table.clone())?;
+            return Ok(None);
+        };
+        let table = served_once_table(schema, parts).map_err(|e| Error::query(location, e))?;
+        self.swap_flows(location, Arc::new(table))?;
+        Ok(Some(size))
+    }
+
+    fn swap_flows(
+        &self,
+        location: &str,
+        table: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> Result<()> {
+        self.ctx
+            .deregister_table("flows")
+            .and_then(|_| self.ctx.register_table("flows", table))
+            .map(|_| ())
+            .map_err(|e| Error::query(location, e))
+    }
+
+    /// Makes `flows` read the sources again after [`FlowsSession::keep_flows`], giving the
+    /// kept rows' memory back; nothing when none are kept.
+    pub fn release_flows(&self) -> Result<()> {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if held.is_some() {
+            self.swap_flows("flows", self.table.clone())?;
+        }
+        Ok(())
     }
 
     pub fn context(&self) -> &SessionContext {

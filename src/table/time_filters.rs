@@ -26,6 +26,15 @@ pub fn time_range_of(expr: &Expr) -> Option<TimeRange> {
                 let both = l.intersect(&r);
                 (!both.is_all()).then_some(both)
             }
+            // Either side: the span covering both, when each side bounds the time.
+            Operator::Or => {
+                let (l, r) = (time_range_of(left)?, time_range_of(right)?);
+                let either = TimeRange {
+                    since: l.since.zip(r.since).map(|(a, b)| a.min(b)),
+                    until: l.until.zip(r.until).map(|(a, b)| a.max(b)),
+                };
+                (!either.is_all()).then_some(either)
+            }
             _ => None,
         }),
         Expr::Between(Between {
@@ -133,6 +142,27 @@ mod tests {
         let or = col("start")
             .gt_eq(lit(100i64))
             .or(col("end").lt(lit(50i64)));
+        assert!(time_range_of(&or).is_none());
+        // Both sides bounded above: the later bound; below too: the earlier.
+        let or = col("end").lt(lit(300i64)).or(col("start").lt(lit(200i64)));
+        assert_eq!(
+            time_range_of(&col("end").gt_eq(lit(100i64)).and(or)).unwrap(),
+            TimeRange {
+                since: Some(100),
+                until: Some(300)
+            }
+        );
+        let or = col("end")
+            .between(lit(100i64), lit(199i64))
+            .or(col("end").between(lit(500i64), lit(599i64)));
+        assert_eq!(
+            time_range_of(&or).unwrap(),
+            TimeRange {
+                since: Some(100),
+                until: Some(600)
+            }
+        );
+        let or = col("end").lt(lit(300i64)).or(col("bytes").gt(lit(1i64)));
         assert!(time_range_of(&or).is_none());
     }
 }
