@@ -88,9 +88,10 @@ impl Kept {
     }
 }
 
-pub(crate) fn lock(kept: &Mutex<Kept>) -> MutexGuard<'_, Kept> {
-    // A panic elsewhere while holding the lock leaves nothing half-written that matters here.
-    kept.lock().unwrap_or_else(|e| e.into_inner())
+/// Locks `mutex`. A panic elsewhere while holding one of these locks leaves nothing
+/// half-written that matters here.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A table whose partitions are `plan`'s, each kept in `kept` as it streams by.
@@ -195,7 +196,7 @@ impl PartitionStream for ServedPartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let batches = std::mem::take(&mut *self.batches.lock().unwrap_or_else(|e| e.into_inner()));
+        let batches = std::mem::take(&mut *lock(&self.batches));
         Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),
             futures::stream::iter(batches.into_iter().map(Ok)),
@@ -243,21 +244,25 @@ mod tests {
             .map(|a| a.value(0))
     }
 
-    /// A source of two partitions: 1, 2, 3 and 10, 20.
-    async fn source(ctx: &SessionContext) -> Arc<dyn ExecutionPlan> {
-        let mem = datafusion::datasource::MemTable::try_new(
-            batch(&[]).schema(),
-            vec![vec![batch(&[1, 2]), batch(&[3])], vec![batch(&[10, 20])]],
-        )
-        .unwrap();
+    /// The plan of a scan of `parts`, one partition each.
+    async fn scan(ctx: &SessionContext, parts: Vec<Vec<RecordBatch>>) -> Arc<dyn ExecutionPlan> {
+        let mem = datafusion::datasource::MemTable::try_new(batch(&[]).schema(), parts).unwrap();
         ctx.register_table("src", Arc::new(mem)).unwrap();
-        let plan = ctx
-            .sql("SELECT n FROM src")
+        ctx.sql("SELECT n FROM src")
             .await
             .unwrap()
             .create_physical_plan()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A source of two partitions: 1, 2, 3 and 10, 20.
+    async fn source(ctx: &SessionContext) -> Arc<dyn ExecutionPlan> {
+        let plan = scan(
+            ctx,
+            vec![vec![batch(&[1, 2]), batch(&[3])], vec![batch(&[10, 20])]],
+        )
+        .await;
         assert_eq!(plan.properties().output_partitioning().partition_count(), 2);
         plan
     }
@@ -301,19 +306,7 @@ mod tests {
         // A query that stops early leaves rows unread: nothing is served.
         let ctx = SessionContext::new();
         let many: Vec<RecordBatch> = (0..200).map(|i| batch(&[i])).collect();
-        let mem = datafusion::datasource::MemTable::try_new(
-            batch(&[]).schema(),
-            vec![many.clone(), many],
-        )
-        .unwrap();
-        ctx.register_table("src", Arc::new(mem)).unwrap();
-        let plan = ctx
-            .sql("SELECT n FROM src")
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let plan = scan(&ctx, vec![many.clone(), many]).await;
         let kept = self::kept(usize::MAX);
         let table = keeping_table(plan, kept.clone()).unwrap();
         ctx.register_table("t", Arc::new(table)).unwrap();

@@ -296,10 +296,7 @@ impl FlowsSession {
     /// costs more in repartitioning than it saves, and detection runs such queries beside
     /// one another and beside the next day's rollup, which keep the other cores busy.
     pub async fn collect(&self, location: &str, sql: &str) -> Result<Collected> {
-        let statement = match Self::split(sql)?.pop() {
-            Some(statement) => statement,
-            None => return Err(Error::invalid(location, "no SQL statement")),
-        };
+        let statement = Self::last_statement(location, sql)?;
         let reads_flows = self.reads_flows(&statement);
         #[cfg(feature = "cluster")]
         let cluster = self.cluster.as_ref().filter(|_| reads_flows);
@@ -420,10 +417,7 @@ impl FlowsSession {
         if self.cluster.is_some() {
             return Ok(false);
         }
-        let statement = match Self::split(sql)?.pop() {
-            Some(statement) => statement,
-            None => return Err(Error::invalid(location, "no SQL statement")),
-        };
+        let statement = Self::last_statement(location, sql)?;
         let (_, plan) = physical_plan(&self.ctx, statement, location).await?;
         let reservation =
             MemoryConsumer::new("held flows").register(&self.ctx.runtime_env().memory_pool);
@@ -437,7 +431,7 @@ impl FlowsSession {
         )));
         let table = keeping_table(plan, kept.clone()).map_err(|e| Error::query(location, e))?;
         self.swap_flows(location, Arc::new(table))?;
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+        *lock(&self.held) = Some(kept);
         Ok(true)
     }
 
@@ -447,7 +441,7 @@ impl FlowsSession {
     /// otherwise `flows` reads the sources again. Either way, [`FlowsSession::release_flows`]
     /// after that query.
     pub fn serve_kept(&self, location: &str) -> Result<Option<usize>> {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = lock(&self.held);
         let Some(kept) = held.as_ref() else {
             return Ok(None);
         };
@@ -481,7 +475,7 @@ impl FlowsSession {
     /// Makes `flows` read the sources again after [`FlowsSession::keep_flows`], giving the
     /// kept rows' memory back; nothing when none are kept.
     pub fn release_flows(&self) -> Result<()> {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let held = lock(&self.held).take();
         if held.is_some() {
             self.swap_flows("flows", self.table.clone())?;
         }
@@ -534,6 +528,13 @@ impl FlowsSession {
     /// Splits SQL text into statements; a syntax error names the problem plainly.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
         Self::split(sql)
+    }
+
+    /// The last statement of SQL text (a step's or detector's query is one).
+    fn last_statement(location: &str, sql: &str) -> Result<Statement> {
+        Self::split(sql)?
+            .pop()
+            .ok_or_else(|| Error::invalid(location, "no SQL statement"))
     }
 
     /// Splits SQL text into statements without a session.
