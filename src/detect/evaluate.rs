@@ -153,7 +153,12 @@ pub async fn evaluate(
                 (start - baseline_days * DAY, start),
                 (start, end),
             )
-            .await?;
+            .await;
+        // The window's records, if held for its rollup, go back whatever happened, as in
+        // `detect`: an error before `recent` read them must not leave `flows` serving them to
+        // whatever the caller runs next on this session.
+        session.release_flows()?;
+        let report = report?;
         for warning in &report.warnings {
             tracing::warn!("{} .. {}: {warning}", start, end);
         }
