@@ -1,6 +1,7 @@
 //! Decoder throughput on one core, in bytes of flow log text per second:
-//! the default format with all 14 columns, a 3-column projection, and a 24-field custom
-//! format. Each run checks it produced every record.
+//! the default format with all 14 columns, a 3-column projection (also with the rejected
+//! rows only, as `WHERE action = 'REJECT'` pushes down), and a 24-field custom format. Each
+//! run checks it produced every record it should.
 //!
 //! `cargo bench --bench decode`
 
@@ -8,7 +9,8 @@ use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flowlens::{
-    Decoder, DecoderOptions, FlowFormat, GenerateOptions, KeyLayout, column_index, generate,
+    Decoder, DecoderOptions, FieldCondition, FlowFormat, GenerateOptions, KeyLayout, ValueTest,
+    column_index, generate,
 };
 
 /// About this many bytes of text per benchmark input.
@@ -18,6 +20,8 @@ const TARGET_BYTES: usize = 32 << 20;
 struct Input {
     text: Vec<u8>,
     records: usize,
+    /// Records whose `action` is REJECT (default format only).
+    rejected: usize,
     format: FlowFormat,
 }
 
@@ -79,17 +83,23 @@ fn input(mut text: Vec<u8>, header_start: &str) -> Input {
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty() && !l.starts_with(header_start.as_bytes()))
         .count();
+    let rejected = text
+        .split(|&b| b == b'\n')
+        .filter(|l| l.split(|&b| b == b' ').nth(12) == Some(b"REJECT"))
+        .count();
     let format = FlowFormat::parse(&String::from_utf8_lossy(&header)).expect("header");
     Input {
         text,
         records,
+        rejected,
         format,
     }
 }
 
-fn decode_all(input: &Input, projection: &[usize]) -> usize {
+fn decode_all(input: &Input, projection: &[usize], conditions: &[FieldCondition]) -> usize {
     let mut decoder = Decoder::new(DecoderOptions {
         projection: Some(projection.to_vec()),
+        conditions: conditions.to_vec(),
         ..DecoderOptions::default()
     });
     decoder.start_input("bench");
@@ -130,20 +140,56 @@ fn benches(c: &mut Criterion) {
         .collect();
     assert_eq!(all_custom.len(), 24);
 
+    let rejected = [FieldCondition {
+        field: column_index("action").expect("action"),
+        test: ValueTest::Text {
+            values: vec!["REJECT".to_string()],
+            negated: false,
+        },
+    }];
+    assert!(default.rejected > 0 && default.rejected < default.records);
+
     let mut group = c.benchmark_group("decode");
     group.sample_size(20);
-    for (name, input, projection) in [
-        ("default_14_columns", &default, &all_default),
-        ("default_3_columns", &default, &three),
-        ("custom_24_fields", &custom, &all_custom),
+    for (name, input, projection, conditions, records) in [
+        (
+            "default_14_columns",
+            &default,
+            &all_default,
+            &[][..],
+            default.records,
+        ),
+        (
+            "default_3_columns",
+            &default,
+            &three,
+            &[][..],
+            default.records,
+        ),
+        (
+            "default_3_columns_rejected",
+            &default,
+            &three,
+            &rejected[..],
+            default.rejected,
+        ),
+        (
+            "custom_24_fields",
+            &custom,
+            &all_custom,
+            &[][..],
+            custom.records,
+        ),
     ] {
         assert_eq!(
-            decode_all(input, projection),
-            input.records,
+            decode_all(input, projection, conditions),
+            records,
             "{name}: every record decoded"
         );
         group.throughput(Throughput::Bytes(input.text.len() as u64));
-        group.bench_function(name, |b| b.iter(|| decode_all(input, projection)));
+        group.bench_function(name, |b| {
+            b.iter(|| decode_all(input, projection, conditions))
+        });
     }
     group.finish();
 }

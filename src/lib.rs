@@ -25,7 +25,7 @@ mod time_range;
 #[cfg(feature = "cluster")]
 pub use cluster::{ExecutorSettings, SchedulerSettings, run_executor, run_scheduler};
 pub use context::{Context, ContextOptions, write_inventory};
-pub use decode::{Decoder, DecoderOptions};
+pub use decode::{Decoder, DecoderOptions, FieldCondition, ValueTest};
 pub use detect::{
     Alert, BASELINE_FORMAT, Baseline, BaselineMeta, BaselineStore, Cooldown, DAY, Delivery,
     DetectCatalog, DetectPlan, DetectReport, Finding, FindingsFormat, Incident, Severity, alerts,

@@ -3,10 +3,12 @@
 
 mod bad_lines;
 mod columns;
+mod conditions;
 mod decoder;
 mod number;
 mod words;
 
 pub use bad_lines::{BadLineReason, BadLines};
+pub use conditions::{FieldCondition, ValueTest};
 pub(crate) use decoder::header_text;
 pub use decoder::{Decoder, DecoderOptions, UnknownField};

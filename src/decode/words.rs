@@ -33,58 +33,73 @@ fn zero_bytes(word: u64) -> u64 {
 /// `at + len` may be read (and ignored) when `bytes` has them.
 #[inline(always)]
 pub(crate) fn space_mask(bytes: &[u8], at: usize, len: usize) -> u64 {
+    space_and_high_masks(bytes, at, len).0
+}
+
+/// [`space_mask`], and beside it the mask of the bytes that are not ASCII (their high bit
+/// set): from the same loads, so a line's ASCII check costs next to nothing on top of
+/// finding its fields.
+#[inline(always)]
+pub(crate) fn space_and_high_masks(bytes: &[u8], at: usize, len: usize) -> (u64, u64) {
     let len = len.min(64);
-    let mut mask = 0;
+    let (mut spaces, mut high) = (0, 0);
     let mut k = 0;
     while k < len {
-        let group = match bytes.get(at + k..at + k + GROUP) {
-            Some(group) => group_spaces(group),
+        let (s, h) = match bytes.get(at + k..at + k + GROUP) {
+            Some(group) => group_masks(group),
             None => {
-                // The end of the buffer: pad with zeros, never a space.
+                // The end of the buffer: pad with zeros, never a space, ASCII.
                 let mut padded = [0u8; GROUP];
                 let available = &bytes[(at + k).min(bytes.len())..(at + len).min(bytes.len())];
                 padded[..available.len()].copy_from_slice(available);
-                group_spaces(&padded)
+                group_masks(&padded)
             }
         };
-        mask |= group << k;
+        spaces |= s << k;
+        high |= h << k;
         k += GROUP;
     }
     if len < 64 {
-        mask & ((1 << len) - 1)
+        let keep = (1 << len) - 1;
+        (spaces & keep, high & keep)
     } else {
-        mask
+        (spaces, high)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 const GROUP: usize = 16;
 
-/// Bit i set when `group[i]` is a space; `group` is 16 bytes.
+/// Bit i set when `group[i]` is a space, and when it is not ASCII; `group` is 16 bytes.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn group_spaces(group: &[u8]) -> u64 {
+fn group_masks(group: &[u8]) -> (u64, u64) {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
     };
     debug_assert!(group.len() >= GROUP);
     // SAFETY: SSE2 is part of the x86_64 baseline; the load is unaligned and reads the
     // 16 bytes of `group`, whose length the caller guarantees.
-    let bits = unsafe {
+    let (spaces, high) = unsafe {
         let v = _mm_loadu_si128(group.as_ptr().cast::<__m128i>());
-        _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)))
+        (
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8))),
+            _mm_movemask_epi8(v),
+        )
     };
-    u64::from(bits as u16)
+    (u64::from(spaces as u16), u64::from(high as u16))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 const GROUP: usize = 8;
 
-/// Bit i set when `group[i]` is a space; `group` is 8 bytes.
+/// Bit i set when `group[i]` is a space, and when it is not ASCII; `group` is 8 bytes.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
-fn group_spaces(group: &[u8]) -> u64 {
-    zero_bytes(load(group, 0) ^ SPACES)
+fn group_masks(group: &[u8]) -> (u64, u64) {
+    let word = load(group, 0);
+    let high = (((word & HIGH) >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
+    (zero_bytes(word ^ SPACES), high)
 }
 
 /// The value of the `digits` (1 to 8) ASCII digits in the high bytes of `word`, or `None`
@@ -154,6 +169,12 @@ mod tests {
         }
         // Bytes next to a space that a borrow could turn into false positives.
         assert_eq!(space_mask(b" !\x01\x21 \x1f\xa0\x20", 0, 8), 0b1001_0001);
+        let line = b"a \xc3\xa9 b\xff";
+        assert_eq!(
+            space_and_high_masks(line, 0, line.len()),
+            (0b01_0010, 0b100_1100)
+        );
+        assert_eq!(space_and_high_masks(line, 0, 6), (0b01_0010, 0b00_1100));
         assert_eq!(
             zero_bytes(u64::from_le_bytes(*b" !\x01\x21 \x1f\xa0\x20") ^ SPACES),
             0b1001_0001

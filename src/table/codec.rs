@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flows_scan::{FlowsScanExec, Reporting};
 use super::flows_table::FlowsTable;
-use crate::decode::DecoderOptions;
+use crate::decode::{DecoderOptions, FieldCondition};
 use crate::format::{FlowFormat, flows_schema};
 use crate::source::{ObjectLocation, ObjectRef, S3Options, TextPart};
 use crate::time_range::TimeRange;
@@ -205,6 +205,9 @@ struct TableSpec {
     since: Option<i64>,
     until: Option<i64>,
     s3: Option<S3Options>,
+    /// A scan's conditions on fields (a table's are empty).
+    #[serde(default)]
+    conditions: Vec<FieldCondition>,
 }
 
 /// A scan as data: the table's options and its partitions' objects.
@@ -293,6 +296,7 @@ impl TableSpec {
             since: options.time_range.since,
             until: options.time_range.until,
             s3: s3.cloned(),
+            conditions: options.conditions.clone(),
         })
     }
 
@@ -310,6 +314,7 @@ impl TableSpec {
                 since: self.since,
                 until: self.until,
             },
+            conditions: self.conditions,
         };
         let objects = self
             .objects

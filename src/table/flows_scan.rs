@@ -166,10 +166,18 @@ impl DisplayAs for FlowsScanExec {
             0 => String::new(),
             n => format!(" ({n} parts of large files)"),
         };
+        // The conditions rows are left out by as they are decoded.
+        let conditions = match self.options.conditions.as_slice() {
+            [] => String::new(),
+            all => {
+                let shown: Vec<String> = all.iter().map(|c| c.to_string()).collect();
+                format!(", conditions=[{}]", shown.join(", "))
+            }
+        };
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
                 f,
-                "FlowsScanExec: partitions={}, objects={objects}{parts}, projection=[{}]",
+                "FlowsScanExec: partitions={}, objects={objects}{parts}, projection=[{}]{conditions}",
                 self.groups.len(),
                 self.schema
                     .fields()

@@ -15,6 +15,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::flows_scan::{FlowsScanExec, Reporting, S3Link};
 use super::time_filters::time_range_of;
+use super::value_filters::conditions_of;
 use crate::decode::DecoderOptions;
 use crate::format::flows_schema;
 
@@ -135,13 +136,16 @@ impl TableProvider for FlowsTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // Time filters prune objects; DataFusion still applies them to every row.
+        // Time filters prune objects, and conditions on a field leave rows out as they are
+        // decoded; DataFusion still applies every filter to the rows it gets.
         Ok(filters
             .iter()
-            .map(|f| match time_range_of(f) {
-                Some(_) => TableProviderFilterPushDown::Inexact,
-                None => TableProviderFilterPushDown::Unsupported,
-            })
+            .map(
+                |f| match time_range_of(f).is_some() || !conditions_of([*f]).is_empty() {
+                    true => TableProviderFilterPushDown::Inexact,
+                    false => TableProviderFilterPushDown::Unsupported,
+                },
+            )
             .collect())
     }
 
@@ -166,6 +170,7 @@ impl TableProvider for FlowsTable {
         let options = DecoderOptions {
             projection: Some(projection),
             batch_size: state.config().batch_size(),
+            conditions: conditions_of(filters),
             ..self.options.clone()
         };
         // Decoding is CPU-bound: one partition per core. Reading S3 waits on the network:

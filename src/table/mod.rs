@@ -6,6 +6,7 @@ mod flows_scan;
 mod flows_table;
 mod materialised;
 mod time_filters;
+mod value_filters;
 
 #[cfg(feature = "cluster")]
 pub use codec::{FlowsLogicalCodec, FlowsPhysicalCodec};

@@ -4,7 +4,7 @@
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
-use flowlens::{Decoder, DecoderOptions, FlowFormat, TimeRange};
+use flowlens::{Decoder, DecoderOptions, FieldCondition, FlowFormat, TimeRange, ValueTest};
 use libfuzzer_sys::fuzz_target;
 
 /// Rows (one batch), bad lines counted, and the error if the input was refused.
@@ -55,6 +55,26 @@ fuzz_target!(|data: &[u8]| {
             since: Some(1_000),
             until: Some(2_000_000_000),
         };
+    }
+    if flags & 32 != 0 {
+        // Conditions as a WHERE clause pushes them down: on the action's text and on a
+        // number field of the input's choosing.
+        options.conditions = vec![
+            FieldCondition {
+                field: 12,
+                test: ValueTest::Text {
+                    values: vec!["REJECT".to_string()],
+                    negated: flags & 64 != 0,
+                },
+            },
+            FieldCondition {
+                field: [0, 5, 6, 9, 10][data[2] as usize % 5],
+                test: ValueTest::Range {
+                    low: 2,
+                    high: 1_000_000,
+                },
+            },
+        ];
     }
     if flags & 16 != 0 {
         // The first line is a --format for header-less input.
