@@ -180,8 +180,6 @@ pub struct Decoder {
     kinds: Vec<FieldKind>,
     columns: Vec<ColumnBuilder>,
     out_fields: Vec<usize>,
-    /// The options' conditions that can be asked of their fields.
-    conditions: Vec<FieldCondition>,
     layout: Layout,
     location: String,
     /// Bytes of a line not yet ended by a newline.
@@ -206,7 +204,9 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    pub fn new(options: DecoderOptions) -> Self {
+    pub fn new(mut options: DecoderOptions) -> Self {
+        // Only conditions that can be asked of their fields are tested.
+        options.conditions.retain(FieldCondition::fits_field);
         let out_fields: Vec<usize> = match &options.projection {
             Some(p) => p.clone(),
             None => (0..FIELDS.len()).collect(),
@@ -221,15 +221,8 @@ impl Decoder {
             .iter()
             .map(|&k| ColumnBuilder::new(k, options.batch_size))
             .collect();
-        let conditions: Vec<FieldCondition> = options
-            .conditions
-            .iter()
-            .filter(|c| c.fits_field())
-            .cloned()
-            .collect();
-        let layout = Layout::new(&options.default_format, &out_fields, &conditions);
+        let layout = Layout::new(&options.default_format, &out_fields, &options.conditions);
         Decoder {
-            conditions,
             schema,
             kinds,
             columns,
@@ -268,7 +261,7 @@ impl Decoder {
         self.layout = Layout::new(
             &self.options.default_format,
             &self.out_fields,
-            &self.conditions,
+            &self.options.conditions,
         );
     }
 
@@ -795,7 +788,7 @@ impl Decoder {
     /// parse meets it: the row is not left out, and whoever reads the field says it is bad.
     #[inline(always)]
     fn condition_holds(&self, i: usize, region: &[u8], from: usize, to: usize) -> bool {
-        let condition = &self.conditions[i];
+        let condition = &self.options.conditions[i];
         match FIELDS[condition.field].kind {
             FieldKind::Utf8 => condition.text_holds(&region[from..to]),
             kind => match number_value(kind, region, from, to) {
@@ -825,7 +818,7 @@ impl Decoder {
                         line: self.line,
                     });
                 }
-                self.layout = Layout::new(&format, &self.out_fields, &self.conditions);
+                self.layout = Layout::new(&format, &self.out_fields, &self.options.conditions);
                 Ok(())
             }
             Err(FormatProblem::TransitGateway(field)) => Err(Error::TransitGateway {

@@ -60,6 +60,22 @@ enum Value {
     Number(i64),
 }
 
+impl Value {
+    fn text(self) -> Option<String> {
+        match self {
+            Value::Text(t) => Some(t),
+            Value::Number(_) => None,
+        }
+    }
+
+    fn number(self) -> Option<i64> {
+        match self {
+            Value::Number(n) => Some(n),
+            Value::Text(_) => None,
+        }
+    }
+}
+
 fn condition_of(expr: &Expr) -> Option<FieldCondition> {
     let (field, test) = match expr {
         // Either side, on one field (DataFusion writes a short IN list this way).
@@ -87,26 +103,17 @@ fn condition_of(expr: &Expr) -> Option<FieldCondition> {
             negated,
         }) => {
             let field = field_of(expr)?;
-            let values = list.iter().map(literal).collect::<Option<Vec<_>>>()?;
+            let values = list.iter().map(literal);
             let negated = *negated;
-            let test = if FIELDS[field].kind == FieldKind::Utf8 {
-                let values = values
-                    .into_iter()
-                    .map(|v| match v {
-                        Value::Text(t) => Some(t),
-                        Value::Number(_) => None,
-                    })
-                    .collect::<Option<_>>()?;
-                ValueTest::Text { values, negated }
-            } else {
-                let values = values
-                    .into_iter()
-                    .map(|v| match v {
-                        Value::Number(n) => Some(n),
-                        Value::Text(_) => None,
-                    })
-                    .collect::<Option<_>>()?;
-                ValueTest::Numbers { values, negated }
+            let test = match FIELDS[field].kind {
+                FieldKind::Utf8 => ValueTest::Text {
+                    values: values.map(|v| v?.text()).collect::<Option<_>>()?,
+                    negated,
+                },
+                _ => ValueTest::Numbers {
+                    values: values.map(|v| v?.number()).collect::<Option<_>>()?,
+                    negated,
+                },
             };
             (field, test)
         }
