@@ -84,6 +84,14 @@ impl BadLines {
         &self.samples
     }
 
+    /// Moves the samples' line numbers on by `lines`: the lines of a file before the part
+    /// they were counted from.
+    pub(crate) fn renumber(&mut self, lines: u64) {
+        for sample in &mut self.samples {
+            sample.line += lines;
+        }
+    }
+
     pub fn merge(&mut self, other: &BadLines) {
         for (a, b) in self.counts.iter_mut().zip(other.counts) {
             *a += b;

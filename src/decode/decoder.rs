@@ -188,6 +188,11 @@ pub struct Decoder {
     carry_too_long: bool,
     /// Lines seen so far in the current input: the number of the line being decoded.
     line: u64,
+    /// The input is a part of a file whose lines before it are not counted yet: its lines
+    /// are numbered from the part's start, and its first line is not the file's.
+    uncounted: bool,
+    /// The last header line read in the current input: its number and text.
+    last_header: Option<(u64, String)>,
     rows: usize,
     /// Rows decoded since the decoder was made (flushed or not).
     decoded: u64,
@@ -232,6 +237,8 @@ impl Decoder {
             carry: Vec::new(),
             carry_too_long: false,
             line: 0,
+            uncounted: false,
+            last_header: None,
             rows: 0,
             decoded: 0,
             flushes: 0,
@@ -258,6 +265,8 @@ impl Decoder {
         self.carry.clear();
         self.carry_too_long = false;
         self.line = 0;
+        self.uncounted = false;
+        self.last_header = None;
         self.layout = Layout::new(
             &self.options.default_format,
             &self.out_fields,
@@ -268,10 +277,12 @@ impl Decoder {
     /// Starts a part of an input (a line-aligned range of a large file read on its own):
     /// line numbers go on from `lines_before`, and `header`, the last header line before the
     /// part and its line number, governs its first lines (else the default format does).
+    /// `lines_before` is `None` when the lines before the part are not counted yet: lines
+    /// are then numbered from the part's start (the caller renumbers what names them).
     pub fn start_part(
         &mut self,
         location: impl Into<String>,
-        lines_before: u64,
+        lines_before: Option<u64>,
         header: Option<(u64, &str)>,
     ) -> Result<()> {
         self.start_input(location);
@@ -282,8 +293,27 @@ impl Decoder {
             self.header_line(text.as_bytes())?;
             self.warnings.truncate(warnings);
         }
-        self.line = lines_before;
+        self.line = lines_before.unwrap_or(0);
+        self.uncounted = lines_before.is_none();
         Ok(())
+    }
+
+    /// Lines of the current input seen so far (with the lines before a part).
+    pub fn lines(&self) -> u64 {
+        self.line
+    }
+
+    /// Bytes of a line not yet ended that the decoder keeps from the input so far; `None`
+    /// when that line is already too long (its bytes are dropped as they come).
+    pub fn carried(&self) -> Option<usize> {
+        (!self.carry_too_long).then_some(self.carry.len())
+    }
+
+    /// The last header line read in the current input, with its line number.
+    pub fn last_header(&self) -> Option<(u64, &str)> {
+        self.last_header
+            .as_ref()
+            .map(|(line, text)| (*line, text.as_str()))
     }
 
     /// Rows buffered and not yet flushed.
@@ -497,7 +527,8 @@ impl Decoder {
         };
         // A byte order mark before the first line (editors on Windows write one) is not
         // part of the header.
-        let start = if self.line == 1 && region[start..end].starts_with(UTF8_BOM) {
+        let start = if self.line == 1 && !self.uncounted && region[start..end].starts_with(UTF8_BOM)
+        {
             start + UTF8_BOM.len()
         } else {
             start
@@ -532,6 +563,8 @@ impl Decoder {
             });
         }
         if maybe_header && is_header_line(line) {
+            // What the parts after this one of a file read in parts need to know.
+            self.last_header = Some((self.line, String::from_utf8_lossy(line).into_owned()));
             return self.header_line(line);
         }
         let state = if !sparse {

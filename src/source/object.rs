@@ -56,6 +56,15 @@ pub struct TextPart {
     /// The last header line before `start` and its line number, when there is one; else
     /// the default format governs the part's first lines.
     pub header: Option<(u64, String)>,
+    /// The lines before the part were not counted when the file was cut: `lines_before` is
+    /// 0 and `header` is the file's first header, taken to govern the part until the parts
+    /// before it have been read and tell otherwise (see part_ledger.rs).
+    #[serde(default)]
+    pub assumed: bool,
+    /// Where the parts of this file, read side by side in this process, tell each other
+    /// what they hold. Not sent to other processes: a part sent there is counted.
+    #[serde(skip)]
+    pub(crate) ledger: Option<super::part_ledger::PartLedger>,
 }
 
 impl fmt::Display for TextPart {

@@ -15,6 +15,7 @@ use tokio::runtime::Handle;
 use super::held_rows::HeldRows;
 use super::object::{ObjectLocation, ObjectRef, TextPart};
 use super::parquet_object::{read_parquet, read_s3_parquet};
+use super::part_reader::{read_assumed_part, read_part};
 use super::s3_reader::{PendingGet, read_s3_text, start_get};
 use super::scan_stats::{ObjectFailure, ScanStats};
 use crate::decode::{Decoder, DecoderOptions};
@@ -71,6 +72,26 @@ pub fn scan_objects(
         {
             ahead.push_back(prefetch(context, o));
         }
+        // A part whose start is not known yet is read with a decoder of its own, which holds
+        // its rows until the parts before it confirm that start (see part_reader.rs).
+        if let Some(part) = object.part.as_ref().filter(|p| p.assumed) {
+            let outcome = part_file(object, &location).and_then(|file| {
+                read_assumed_part(
+                    &file,
+                    object.size,
+                    part,
+                    &location,
+                    options,
+                    stats,
+                    &mut send,
+                )
+            });
+            match outcome {
+                Ok(ControlFlow::Continue(())) => continue,
+                Ok(ControlFlow::Break(())) => return Ok(()),
+                Err(error) => return Err(part_failed(location, part, &error)),
+            }
+        }
         decoder.start_input(location.clone());
         // The object's rows are held until it has been read to its end (see HeldRows). Rows
         // of earlier objects still buffered in the decoder (`shared`) are not the object's.
@@ -126,11 +147,7 @@ pub fn scan_objects(
             // The other parts of this file are read by other partitions, and their rows
             // may be in the answer already: going on would mix part of a failed file in.
             Err(error) if let Some(part) = &object.part => {
-                let message = failure_message(&error);
-                return Err(Error::invalid(
-                    location,
-                    format!("{message}; {part} of this file failed: stopping"),
-                ));
+                return Err(part_failed(location, part, &error));
             }
             Err(error) => {
                 // Only the rows of earlier objects go on; this object's bad lines are not
@@ -176,6 +193,32 @@ pub fn scan_objects(
     Ok(())
 }
 
+/// The file a part of `object` is cut from: a local file, or standard input when it is one.
+fn part_file(object: &ObjectRef, location: &str) -> Result<File> {
+    match &object.location {
+        ObjectLocation::Path(path) => File::open(path).map_err(|e| Error::io(location, e)),
+        ObjectLocation::Stdin => stdin_as_file().map(|(file, _)| file).ok_or_else(|| {
+            Error::invalid(
+                location,
+                "standard input is no longer a file to read parts of",
+            )
+        }),
+        _ => Err(Error::invalid(
+            location,
+            "only local files are read in parts",
+        )),
+    }
+}
+
+/// Why a scan stops when a part of a file fails.
+fn part_failed(location: String, part: &TextPart, error: &Error) -> Error {
+    let message = failure_message(error);
+    Error::invalid(
+        location,
+        format!("{message}; {part} of this file failed: stopping"),
+    )
+}
+
 fn prefetch(context: &ReadContext, object: &ObjectRef) -> Option<PendingGet> {
     match (&object.location, &context.s3) {
         (ObjectLocation::S3(url), Some((client, handle))) if !object.is_parquet_name() => {
@@ -204,13 +247,8 @@ fn read_object(
 ) -> Result<ControlFlow<()>> {
     let location = object.location.to_string();
     match &object.location {
-        ObjectLocation::Stdin if let Some(part) = &object.part => {
-            let (file, _) = stdin_as_file().ok_or_else(|| {
-                Error::invalid(
-                    &location,
-                    "standard input is no longer a file to read parts of",
-                )
-            })?;
+        _ if let Some(part) = &object.part => {
+            let file = part_file(object, &location)?;
             read_part(&file, object.size, part, &location, decoder, emit)
         }
         ObjectLocation::Stdin => match STDIN_SPOOL.get() {
@@ -225,10 +263,6 @@ fn read_object(
                 Error::invalid(&location, "this log stream was not listed in this process")
             })?;
             read_file_text(&spool, &location, decoder, emit)
-        }
-        ObjectLocation::Path(path) if let Some(part) = &object.part => {
-            let file = File::open(path).map_err(|e| Error::io(&location, e))?;
-            read_part(&file, object.size, part, &location, decoder, emit)
         }
         ObjectLocation::Path(path) => {
             let file = File::open(path).map_err(|e| Error::io(&location, e))?;
@@ -261,38 +295,6 @@ fn read_object(
         }
     }
 }
-
-/// A part of a large plain-text file (see text_parts.rs), read as the lines it holds.
-/// The file is mapped into memory and the decoder reads the mapping: no copy through a
-/// buffer, which is a good share of the time at these speeds.
-fn read_part(
-    file: &File,
-    size: u64,
-    part: &TextPart,
-    location: &str,
-    decoder: &mut Decoder,
-    emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
-) -> Result<ControlFlow<()>> {
-    let (map, at) = super::text_parts::map_range(file, size, part.start, part.end)
-        .map_err(|e| Error::io(location, e))?;
-    let bytes = &map[at..];
-    let header = part
-        .header
-        .as_ref()
-        .map(|(line, text)| (*line, text.as_str()));
-    decoder.start_part(location, part.lines_before, header)?;
-    let mut lines = LineFeed::default();
-    for chunk in bytes.chunks(MAPPED_CHUNK) {
-        if lines.chunk_ref(chunk, decoder, emit)?.is_break() {
-            return Ok(ControlFlow::Break(()));
-        }
-    }
-    lines.end(decoder, emit)
-}
-
-/// How much of a mapped part the decoder is handed at a time (it keeps no copy of whole
-/// lines, only of a line cut by a chunk's end).
-const MAPPED_CHUNK: usize = 4 << 20;
 
 /// A spooled copy (standard input, a log stream) read as the text it holds.
 fn read_file_text(
@@ -505,7 +507,7 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Hands a stream's chunks to the decoder, flushing full batches to `emit`.
 #[derive(Default)]
-struct LineFeed {
+pub(super) struct LineFeed {
     /// Lines ended by a bare CR (classic Mac line ends, some exports): told by the first
     /// line end; such an object's CRs are read as line ends.
     cr_only: Option<bool>,
@@ -531,7 +533,7 @@ impl LineFeed {
 
     /// [`LineFeed::chunk`] of bytes that are known to end lines with LF (a part of a file:
     /// files with bare-CR line ends are never read in parts).
-    fn chunk_ref(
+    pub(super) fn chunk_ref(
         &mut self,
         bytes: &[u8],
         decoder: &mut Decoder,
@@ -551,7 +553,7 @@ impl LineFeed {
         Ok(ControlFlow::Continue(()))
     }
 
-    fn end(
+    pub(super) fn end(
         self,
         decoder: &mut Decoder,
         emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,

@@ -2,10 +2,13 @@
 //! and each part is read by its own partition with its own decoder. A part that starts
 //! mid-file needs what reading the file whole would have told its decoder there: how many
 //! lines came before (bad lines are named by line) and which header governs its first lines
-//! (a header may come again mid-file, and may change the format). One pass over the parts,
-//! side by side on the rayon pool, counts each part's lines and finds its last header line;
-//! a part's start is then the sum of the parts before it. The pass looks at a line only
-//! when it starts the way a header does, so it costs a fraction of decoding.
+//! (a header may come again mid-file, and may change the format).
+//!
+//! Two ways to know them ([`PartStarts`]): a pass over the parts before anything is decoded
+//! (side by side on the rayon pool, it counts each part's lines and finds its last header
+//! line; a part's start is then the sum of the parts before it), or from the parts
+//! themselves as they are read (see part_ledger.rs). The pass looks at a line only when it
+//! starts the way a header does, yet it was a fifth of a query's time on one large file.
 //!
 //! Only what can be mapped is split: local files, and standard input when it is a file (a
 //! redirect, or the copy detection makes of a pipe; it is cut from where it stands). A pipe
@@ -17,11 +20,22 @@ use rayon::prelude::*;
 
 use super::object::{ObjectLocation, ObjectRef, TextPart};
 use super::object_reader::{ends_lines_with_bare_cr, other_compression, stdin_as_file};
+use super::part_ledger::PartLedger;
 use crate::decode::header_text;
 
 /// Parts are never smaller than this: below it one core reads a file faster than the
 /// setting up of another partition pays for.
 pub(crate) const MIN_PART: u64 = 8 << 20;
+
+/// How the parts of a file learn where they start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PartStarts {
+    /// By a pass over the file before it is read: for `--strict` (the first bad line is the
+    /// error, with its line number) and for plans sent to other processes (a cluster).
+    Counted,
+    /// From the parts before them as they are read in this process (part_ledger.rs).
+    Assumed,
+}
 
 /// Splits the large plain-text local files (and standard input when it is a file) among
 /// `objects` into parts, so that `partitions` partitions share the bytes; the other objects
@@ -32,6 +46,7 @@ pub(crate) fn split_large_files(
     partitions: usize,
     max_line_len: usize,
     min_part: u64,
+    starts: PartStarts,
 ) -> Vec<ObjectRef> {
     if partitions < 2 {
         return objects;
@@ -60,14 +75,14 @@ pub(crate) fn split_large_files(
         let parts = match (&object.location, &stdin) {
             _ if object.part.is_some() || count < 2 => None,
             (ObjectLocation::Path(path), _) => File::open(path)
-                .and_then(|file| parts_of(&file, object.size, 0, count, max_line_len))
+                .and_then(|file| parts_of(&file, object.size, 0, count, max_line_len, starts))
                 .map(|parts| parts.map(|p| (p, object.size)))
                 .unwrap_or_else(|e| {
                     tracing::debug!("{}: read in one piece: {e}", path.display());
                     None
                 }),
             (ObjectLocation::Stdin, Some((file, offset, len))) => {
-                parts_of(file, *len, *offset, count, max_line_len)
+                parts_of(file, *len, *offset, count, max_line_len, starts)
                     .map(|parts| parts.map(|p| (p, *len)))
                     .unwrap_or_else(|e| {
                         tracing::debug!("<stdin>: read in one piece: {e}");
@@ -98,6 +113,7 @@ fn parts_of(
     base: u64,
     count: u64,
     max_line_len: usize,
+    starts: PartStarts,
 ) -> std::io::Result<Option<Vec<TextPart>>> {
     let (map, at) = map_range(file, size, base, size)?;
     let bytes: &[u8] = &map[at..];
@@ -124,6 +140,9 @@ fn parts_of(
     bounds.push(bytes.len());
     if bounds.len() < 3 {
         return Ok(None);
+    }
+    if starts == PartStarts::Assumed {
+        return Ok(Some(assumed_parts(bytes, base, &bounds, max_line_len)));
     }
     // The pass covers every part but the last (no part after it needs its lines or
     // headers), cut again at line starts into a piece per thread, so that all cores share
@@ -164,9 +183,39 @@ fn parts_of(
             end: base + w[1] as u64,
             lines_before,
             header,
+            assumed: false,
+            ledger: None,
         });
     }
     Ok(Some(parts))
+}
+
+/// Parts at `bounds` (offsets in `bytes`, which stand at `base` in the file) that learn
+/// their starts as they are read: the first part is counted from the file's start, and each
+/// other part assumes the file's first header (if its first line is one) governs it.
+fn assumed_parts(bytes: &[u8], base: u64, bounds: &[usize], max_line_len: usize) -> Vec<TextPart> {
+    let first_line = &bytes[..memchr::memchr(b'\n', bytes).unwrap_or(bytes.len())];
+    let first_header = header_text(first_line, true, max_line_len).map(|t| (1, t.to_string()));
+    let ranges: Vec<(u64, u64)> = bounds
+        .windows(2)
+        .map(|w| (base + w[0] as u64, base + w[1] as u64))
+        .collect();
+    let ledger = PartLedger::new(ranges.clone(), max_line_len);
+    let count = ranges.len() as u32;
+    ranges
+        .into_iter()
+        .enumerate()
+        .map(|(index, (start, end))| TextPart {
+            index: index as u32,
+            count,
+            start,
+            end,
+            lines_before: 0,
+            header: first_header.clone().filter(|_| index > 0),
+            assumed: index > 0,
+            ledger: Some(ledger.clone()),
+        })
+        .collect()
 }
 
 /// The first line start at or after `at`: the byte after a newline (or the end).
@@ -193,7 +242,7 @@ fn line_start_from(bytes: &[u8], at: usize) -> usize {
 /// was 0.079 s against 0.083 s (medians of 31, within noise) for a 222 MB file, but on a
 /// cold file the part would be read whole before its first line is decoded, and a
 /// part larger than memory would thrash.
-pub(crate) fn map_range(
+pub(super) fn map_range(
     file: &File,
     size: u64,
     start: u64,
@@ -236,11 +285,11 @@ const MAP_ALIGN: u64 = 64 * 1024;
 
 /// What the pass saw in one part.
 #[derive(Debug, Default, PartialEq)]
-struct Pass {
+pub(super) struct Pass {
     /// Newlines in the part: the lines it ends.
-    lines: u64,
+    pub lines: u64,
     /// The part's last header line: its number within the part (from 1) and text.
-    last_header: Option<(u64, String)>,
+    pub last_header: Option<(u64, String)>,
 }
 
 /// Counts the lines of a part and finds its last header line, reading lines as the
@@ -249,7 +298,7 @@ struct Pass {
 /// 64 bytes at a time: a mask of the newlines counts the lines, and only a line whose
 /// first byte can start a header (a lowercase letter, `$`, a space) is looked at. A call per line (an iterator over the
 /// newlines) made this pass a tenth of the whole query's time.
-fn pass(part: &[u8], file_start: bool, max_line_len: usize) -> Pass {
+pub(super) fn pass(part: &[u8], file_start: bool, max_line_len: usize) -> Pass {
     let mut seen = Pass::default();
     if part.is_empty() {
         return seen;
@@ -343,7 +392,7 @@ fn look_at(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::io::Write;
     use std::ops::ControlFlow;
     use std::sync::Arc;
@@ -355,7 +404,7 @@ mod tests {
     /// A file with what makes a part's start hard to know: a byte order mark before the
     /// first header, bad lines, blank lines, CRLF, a line too long, headers mid-file that
     /// change the format (one with an unknown field), and a last line without a newline.
-    fn awkward_file() -> Vec<u8> {
+    pub(in crate::source) fn awkward_file() -> Vec<u8> {
         let mut text = String::from(
             "\u{feff}version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n",
         );
@@ -380,102 +429,178 @@ mod tests {
         text.into_bytes()
     }
 
-    /// Rows (pretty-printed) and what the stats saw, reading `objects` one after another.
-    fn read(objects: &[ObjectRef]) -> (String, u64, u64, Vec<String>) {
+    /// How the parts of a file are read in a test.
+    #[derive(Clone, Copy, Debug)]
+    enum Order {
+        /// One after another, first to last (the parts before are read when a part needs them).
+        Forwards,
+        /// Last to first (no part before is read yet: a part counts them itself).
+        Backwards,
+        /// Each on a thread of its own, at once (parts wait for each other).
+        Together,
+    }
+
+    /// What reading `objects` gave: rows (pretty-printed lines, sorted: parts read in any
+    /// order), rows read, objects, bad lines, their samples, and unknown fields.
+    type Read = (Vec<String>, u64, u64, u64, Vec<String>, Vec<String>);
+
+    fn read(objects: &[ObjectRef], order: Order) -> Read {
         let options = DecoderOptions {
             batch_size: 64,
             max_line_len: 200,
             ..DecoderOptions::default()
         };
         let stats = Arc::new(ScanStats::default());
-        let context = ReadContext {
-            s3: None,
-            lookahead: 1,
-        };
-        let mut batches = Vec::new();
-        for object in objects {
+        let batches = std::sync::Mutex::new(Vec::new());
+        let read_one = |object: &ObjectRef| {
+            let context = ReadContext {
+                s3: None,
+                lookahead: 1,
+            };
             scan_objects(
                 std::slice::from_ref(object),
                 &options,
                 &context,
                 &stats,
                 &mut |b| {
-                    batches.push(b);
+                    batches.lock().unwrap().push(b);
                     ControlFlow::Continue(())
                 },
             )
             .unwrap();
+        };
+        match order {
+            Order::Forwards => objects.iter().for_each(read_one),
+            Order::Backwards => objects.iter().rev().for_each(read_one),
+            Order::Together => std::thread::scope(|scope| {
+                for object in objects {
+                    scope.spawn(|| read_one(object));
+                }
+            }),
         }
-        let rows = arrow::util::pretty::pretty_format_batches(&batches)
+        let batches = batches.into_inner().unwrap();
+        let mut rows: Vec<String> = arrow::util::pretty::pretty_format_batches(&batches)
             .unwrap()
-            .to_string();
+            .to_string()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        rows.sort();
         let bad = stats.bad_lines();
         let samples = bad.samples().iter().map(|s| s.to_string()).collect();
-        (rows, stats.objects(), bad.total(), samples)
+        let mut unknown: Vec<String> = stats
+            .unknown_fields()
+            .iter()
+            .map(|u| format!("{}:{} {}", u.location, u.line, u.field))
+            .collect();
+        unknown.sort();
+        (
+            rows,
+            stats.rows(),
+            stats.objects(),
+            bad.total(),
+            samples,
+            unknown,
+        )
+    }
+
+    fn write_file(bytes: &[u8]) -> (tempfile::TempDir, ObjectRef) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+        let object = ObjectRef::path(path, bytes.len() as u64);
+        (dir, object)
+    }
+
+    fn ledger_of(objects: &[ObjectRef]) -> &PartLedger {
+        objects[0].part.as_ref().unwrap().ledger.as_ref().unwrap()
     }
 
     #[test]
     fn parts_read_as_the_whole_file_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.log");
         let bytes = awkward_file();
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(&bytes)
-            .unwrap();
-        let size = bytes.len() as u64;
-        let whole = read(&[ObjectRef::path(path.clone(), size)]);
-        assert_eq!(whole.1, 1);
-        assert!(whole.2 > 8, "{whole:?}");
-        assert!(whole.0.contains("eni-x299") && whole.0.contains("eni-last"));
-        for partitions in [2, 3, 5, 8, 40] {
-            let objects = split_large_files(
-                vec![ObjectRef::path(path.clone(), size)],
-                partitions,
-                200,
-                1,
-            );
-            assert!(objects.len() > 1, "{partitions}: not split");
-            let starts: Vec<u64> = objects
-                .iter()
-                .flat_map(|o| &o.part)
-                .map(|p| p.start)
-                .collect();
-            assert!(
-                starts
-                    .iter()
-                    .all(|&s| s == 0 || bytes[s as usize - 1] == b'\n'),
-                "{partitions}: {starts:?}"
-            );
-            assert_eq!(read(&objects), whole, "{partitions} partitions");
+        let (_dir, file) = write_file(&bytes);
+        let whole = read(std::slice::from_ref(&file), Order::Forwards);
+        assert_eq!(whole.2, 1);
+        assert!(whole.3 > 8, "{whole:?}");
+        assert!(whole.0.iter().any(|r| r.contains("eni-x299")));
+        assert!(whole.0.iter().any(|r| r.contains("eni-last")));
+        assert_eq!(whole.5.len(), 1, "{whole:?}");
+        let cases = [
+            (PartStarts::Counted, None),
+            (PartStarts::Assumed, None),
+            // Every part holds almost nothing back: it counts the parts before it at once.
+            (PartStarts::Assumed, Some(0)),
+        ];
+        for (starts, hold_limit) in cases {
+            for partitions in [2, 3, 5, 8, 40] {
+                for order in [Order::Forwards, Order::Backwards, Order::Together] {
+                    let objects = split_large_files(vec![file.clone()], partitions, 200, 1, starts);
+                    assert!(objects.len() > 1, "{partitions}: not split");
+                    if let Some(limit) = hold_limit {
+                        ledger_of(&objects).set_hold_limit(limit);
+                    }
+                    let starts_at: Vec<u64> = objects
+                        .iter()
+                        .flat_map(|o| &o.part)
+                        .map(|p| p.start)
+                        .collect();
+                    assert!(
+                        starts_at
+                            .iter()
+                            .all(|&s| s == 0 || bytes[s as usize - 1] == b'\n'),
+                        "{partitions}: {starts_at:?}"
+                    );
+                    let case = format!("{starts:?} {hold_limit:?} {partitions} parts {order:?}");
+                    assert_eq!(read(&objects, order), whole, "{case}");
+                }
+            }
         }
     }
 
     #[test]
-    fn a_header_in_a_part_governs_the_parts_after_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.log");
-        let bytes = awkward_file();
-        std::fs::write(&path, &bytes).unwrap();
-        let objects = split_large_files(
-            vec![ObjectRef::path(path.clone(), bytes.len() as u64)],
-            40,
-            200,
-            1,
+    fn parts_that_assume_the_right_header_are_read_once() {
+        // A header on line 1 only, and bad lines all through (named by their line).
+        let mut text = String::from(
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n",
         );
-        let headers: Vec<Option<u64>> = objects
-            .iter()
-            .flat_map(|o| &o.part)
-            .map(|p| p.header.as_ref().map(|h| h.0))
-            .collect();
-        // Line 1 (after the byte order mark), then the two mid-file headers.
-        assert_eq!(headers[1], Some(1));
-        assert!(
-            headers
-                .iter()
-                .any(|h| h.is_some_and(|l| l > 100 && l < 200))
-        );
-        assert!(headers.last().is_some_and(|h| h.is_some_and(|l| l > 250)));
+        for i in 0..3000u32 {
+            match i % 211 {
+                17 => text.push_str("2 1 eni-bad 10.0.0.1\n"),
+                _ => text.push_str(&format!(
+                    "2 1 eni-{i} 10.0.0.1 10.0.0.2 1 2 6 1 {i} 100 160 ACCEPT OK\n"
+                )),
+            }
+        }
+        let (_dir, file) = write_file(text.as_bytes());
+        let whole = read(std::slice::from_ref(&file), Order::Forwards);
+        assert!(whole.3 > 10 && whole.4.len() == 5, "{whole:?}");
+        for order in [Order::Forwards, Order::Backwards, Order::Together] {
+            let objects = split_large_files(vec![file.clone()], 6, 200, 1, PartStarts::Assumed);
+            assert_eq!(objects.len(), 6);
+            assert_eq!(read(&objects, order), whole, "{order:?}");
+            let ledger = ledger_of(&objects);
+            assert_eq!(ledger.reads_again(), 0, "{order:?}");
+            match order {
+                // Each part learnt its start from the parts read before it.
+                Order::Forwards => assert_eq!(ledger.counted_for_others(), 0),
+                // The last part counted all five before it.
+                Order::Backwards => assert_eq!(ledger.counted_for_others(), 5),
+                Order::Together => {}
+            }
+        }
+        // A header mid-file that changes the format: the parts after it read again.
+        let mut changed = text.clone();
+        let middle = changed[..changed.len() / 3].rfind('\n').unwrap() + 1;
+        changed.insert_str(middle, "interface-id action bytes srcaddr\n");
+        let (_dir, file) = write_file(changed.as_bytes());
+        let whole = read(std::slice::from_ref(&file), Order::Forwards);
+        let objects = split_large_files(vec![file.clone()], 6, 200, 1, PartStarts::Assumed);
+        assert_eq!(read(&objects, Order::Forwards), whole);
+        assert!(ledger_of(&objects).reads_again() >= 3);
     }
 
     #[test]
@@ -489,7 +614,13 @@ mod tests {
         std::fs::write(&cr, "a\rb\rc\rd\r".repeat(500)).unwrap();
         for path in [gz, line, cr] {
             let size = std::fs::metadata(&path).unwrap().len();
-            let objects = split_large_files(vec![ObjectRef::path(path, size)], 4, 200, 1);
+            let objects = split_large_files(
+                vec![ObjectRef::path(path, size)],
+                4,
+                200,
+                1,
+                PartStarts::Assumed,
+            );
             assert_eq!(objects.len(), 1);
             assert!(objects[0].part.is_none());
         }
@@ -497,7 +628,13 @@ mod tests {
         let small = dir.path().join("small.log");
         std::fs::write(&small, awkward_file()).unwrap();
         let size = std::fs::metadata(&small).unwrap().len();
-        let objects = split_large_files(vec![ObjectRef::path(small, size)], 4, 200, MIN_PART);
+        let objects = split_large_files(
+            vec![ObjectRef::path(small, size)],
+            4,
+            200,
+            MIN_PART,
+            PartStarts::Assumed,
+        );
         assert_eq!(objects.len(), 1);
     }
 

@@ -19,7 +19,9 @@ use super::value_filters::conditions_of;
 use crate::decode::DecoderOptions;
 use crate::format::flows_schema;
 
-use crate::source::{MIN_PART, ObjectRef, S3Access, S3Options, ScanStats, split_large_files};
+use crate::source::{
+    MIN_PART, ObjectRef, PartStarts, S3Access, S3Options, ScanStats, split_large_files,
+};
 use crate::time_range::TimeRange;
 
 pub struct FlowsTable {
@@ -191,10 +193,16 @@ impl TableProvider for FlowsTable {
         });
         let lookahead = concurrency.div_ceil(partitions);
         // A large plain file is cut into parts read side by side, so that one file uses
-        // every core (see text_parts.rs); the pass that cuts it reads the file.
+        // every core (see text_parts.rs). The parts learn their starts from each other as
+        // they are read, unless the first bad line must be the error (`--strict`) or the
+        // plan goes to other processes: then a pass over the file counts them first.
         let max_line_len = self.options.max_line_len;
+        let starts = match (&self.reporting, self.options.strict) {
+            (Reporting::Session(_), false) => PartStarts::Assumed,
+            _ => PartStarts::Counted,
+        };
         let objects = tokio::task::spawn_blocking(move || {
-            split_large_files(objects, partitions, max_line_len, MIN_PART)
+            split_large_files(objects, partitions, max_line_len, MIN_PART, starts)
         })
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?;

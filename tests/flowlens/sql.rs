@@ -493,6 +493,21 @@ fn a_large_plain_file_read_in_parts_answers_as_one_piece() {
     assert_eq!(parts, whole);
     assert_eq!(parts_err, whole_err);
     assert!(parts.contains(",133331,"), "{parts}");
+    // Without the header mid-file, the later part's assumed start (the first header) holds:
+    // its rows and the numbers of its bad lines are those of the whole file still.
+    let steady_text = text.replacen(&format!("{V2_HEADER} vpc-id\n"), "", 1);
+    let steady_text = steady_text.replace(" OK vpc-1\n", " OK\n");
+    let steady = dir.path().join("steady.log");
+    std::fs::write(&steady, &steady_text).unwrap();
+    let steady_gz = dir.path().join("steady.log.gz");
+    std::fs::write(&steady_gz, gzip(steady_text.as_bytes())).unwrap();
+    let (steady_parts, steady_err) = run(&steady);
+    assert_eq!((steady_parts.clone(), steady_err.clone()), run(&steady_gz));
+    assert!(steady_parts.contains(",0,"), "{steady_parts}");
+    assert!(
+        steady_err.contains("FILE:200001: wrong field count"),
+        "{steady_err}"
+    );
     assert!(parts_err.contains("4 bad lines skipped"), "{parts_err}");
     assert!(
         parts_err.contains("FILE:200002: wrong field count"),

@@ -1,0 +1,444 @@
+//! What the parts of one large file, read side by side, tell each other.
+//!
+//! A part that starts mid-file needs two facts about the lines before it: how many there
+//! are (bad lines are named by line) and the last header among them (it governs the part's
+//! first lines). Counting them up front is a pass over all but the last part before any
+//! decoding starts: a fifth of a query's time on one large file. Instead each part is
+//! decoded at once, assuming the file's first header governs it and numbering its lines
+//! from its own start, and it holds its rows back. Each part, read to its end, enters its
+//! line count and last header here, so the part after it learns its start from the
+//! parts before it once they are read; this one then checks its assumption and renumbers,
+//! or, when a header mid-file changed the format before it, reads its bytes again.
+//!
+//! A part never waits for one that makes no progress (not started, or held up by its
+//! consumer) nor holds more than its share of [`HOLD_LIMIT`] of rows: it then counts the
+//! lines it lacks itself, as the pass up front did, and a part counted by one is counted for
+//! all. So the worst case is the pass up front, done later.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::text_parts::{Pass, map_range, pass};
+
+/// Rows the parts of one file hold back in memory while their starts are not known yet;
+/// each part may hold its share, and never less than [`PART_HOLD_MIN`] nor more than
+/// [`PART_HOLD_MAX`].
+const HOLD_LIMIT: usize = 256 << 20;
+const PART_HOLD_MIN: usize = 8 << 20;
+const PART_HOLD_MAX: usize = 64 << 20;
+
+/// How long a part waits for the parts before it without seeing any of them progress
+/// before it counts their lines itself. Each step of progress is a few MB decoded.
+const STALL: Duration = Duration::from_millis(50);
+
+/// The shared record of one file's parts; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct PartLedger(Arc<Ledger>);
+
+struct Ledger {
+    /// Each part's byte range in the file, by index.
+    ranges: Vec<(u64, u64)>,
+    max_line_len: usize,
+    /// How long a part waits without seeing progress ([`STALL`]).
+    stall: Duration,
+    hold_limit: AtomicUsize,
+    /// Parts counted by a part after them, and parts read again: what tests look at.
+    counted_for_others: AtomicUsize,
+    reads_again: AtomicUsize,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+struct State {
+    slots: Vec<Slot>,
+    /// A part after this one is counting its lines.
+    counting: Vec<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Slot {
+    /// Not being read (yet, or any more: a read that stopped or failed).
+    Idle,
+    /// Being read; what its last step of progress left known.
+    Reading(Option<Arc<Checkpoint>>),
+    /// Read to its end, or counted by a part after it.
+    Counted(Arc<Pass>),
+}
+
+/// How far a part being read has got: the first `offset` bytes of the part hold `lines`
+/// lines (ended by a newline), and `last_header` is the last header line among them
+/// (numbered from the part's first line). A part after it that has to count the part's
+/// lines counts only the bytes after `offset`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Checkpoint {
+    pub offset: usize,
+    pub lines: u64,
+    pub last_header: Option<(u64, String)>,
+}
+
+/// What the lines before a part say: how many, and the last header among them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PartStart {
+    pub lines_before: u64,
+    pub header: Option<(u64, String)>,
+}
+
+impl PartStart {
+    /// Whether this start decodes the part as `assumed` (the file's first header) did: the
+    /// same header text, wherever it stood.
+    pub fn agrees_with(&self, assumed: Option<&(u64, String)>) -> bool {
+        self.header.as_ref().map(|h| &h.1) == assumed.map(|h| &h.1)
+    }
+}
+
+impl PartLedger {
+    /// A ledger for a file cut into parts at `ranges` (byte offsets in the file).
+    pub fn new(ranges: Vec<(u64, u64)>, max_line_len: usize) -> Self {
+        let state = Mutex::new(State {
+            slots: vec![Slot::Idle; ranges.len()],
+            counting: vec![false; ranges.len()],
+        });
+        let share = HOLD_LIMIT / ranges.len().saturating_sub(1).max(1);
+        PartLedger(Arc::new(Ledger {
+            ranges,
+            max_line_len,
+            stall: STALL,
+            hold_limit: AtomicUsize::new(share.clamp(PART_HOLD_MIN, PART_HOLD_MAX)),
+            counted_for_others: AtomicUsize::new(0),
+            reads_again: AtomicUsize::new(0),
+            state,
+            changed: Condvar::new(),
+        }))
+    }
+
+    /// Rows (bytes of Arrow memory) a part may hold back while its start is not known.
+    pub fn hold_limit(&self) -> usize {
+        self.0.hold_limit.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub fn set_hold_limit(&self, bytes: usize) {
+        self.0.hold_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// A fresh ledger that waits `stall` for progress.
+    #[cfg(test)]
+    fn with_stall(mut self, stall: Duration) -> Self {
+        if let Some(ledger) = Arc::get_mut(&mut self.0) {
+            ledger.stall = stall;
+        }
+        self
+    }
+
+    #[cfg(test)]
+    pub fn counted_for_others(&self) -> usize {
+        self.0.counted_for_others.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub fn reads_again(&self) -> usize {
+        self.0.reads_again.load(Ordering::Relaxed)
+    }
+
+    /// A part found its assumed start wrong and is read again.
+    pub fn read_again(&self) {
+        self.0.reads_again.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Part `index` is being read: the guard reports its progress and, at its end, what it
+    /// holds. A part already counted stays counted (a plan read twice).
+    pub fn reading(&self, index: u32) -> Reading {
+        let mut state = self.state();
+        if let Some(slot) = state.slots.get_mut(index as usize)
+            && !matches!(slot, Slot::Counted(_))
+        {
+            *slot = Slot::Reading(None);
+        }
+        Reading {
+            ledger: self.clone(),
+            index: index as usize,
+        }
+    }
+
+    /// The start of part `index`: from the parts before it. With `wait`, parts being read
+    /// are waited for while they progress; any part still uncounted is then counted here,
+    /// from `file` (`size` bytes, as when it was cut), unless another part is counting it.
+    pub fn start_of(
+        &self,
+        index: u32,
+        file: &File,
+        size: u64,
+        wait: bool,
+    ) -> std::io::Result<PartStart> {
+        let mut state = self.state();
+        let index = (index as usize).min(state.slots.len());
+        if wait {
+            let mut progress = state.slots[..index].to_vec();
+            while state.slots[..index]
+                .iter()
+                .any(|s| matches!(s, Slot::Reading(_)))
+            {
+                let timeout;
+                (state, timeout) = self.wait(state, Some(self.0.stall));
+                if timeout {
+                    // Nothing before this part moved in a whole wait: stop waiting.
+                    if state.slots[..index] == progress[..] {
+                        break;
+                    }
+                    progress = state.slots[..index].to_vec();
+                }
+            }
+        }
+        // Count the parts nobody has counted; wait for those another part is counting
+        // (counting only reads bytes: it ends).
+        loop {
+            let uncounted = |j: &usize| !matches!(state.slots[*j], Slot::Counted(_));
+            match (0..index).filter(uncounted).find(|&j| !state.counting[j]) {
+                Some(j) => {
+                    state.counting[j] = true;
+                    drop(state);
+                    // Should counting panic, the claim is let go: nobody waits for it forever.
+                    let claim = Claim { ledger: self, j };
+                    let counted = self.count_lines(j, file, size).map(|c| self.count(j, c));
+                    drop(claim);
+                    counted?;
+                    self.0.counted_for_others.fetch_add(1, Ordering::Relaxed);
+                    state = self.state();
+                }
+                None if (0..index).any(|j| uncounted(&j)) => state = self.wait(state, None).0,
+                None => break,
+            }
+        }
+        let mut start = PartStart {
+            lines_before: 0,
+            header: None,
+        };
+        for slot in &state.slots[..index] {
+            if let Slot::Counted(counted) = slot {
+                if let Some((line, text)) = &counted.last_header {
+                    start.header = Some((start.lines_before + line, text.clone()));
+                }
+                start.lines_before += counted.lines;
+            }
+        }
+        Ok(start)
+    }
+
+    /// Counts the lines of part `j` and finds its last header: the pass of text_parts.rs,
+    /// over the bytes the part's own reading has not got to yet.
+    fn count_lines(&self, j: usize, file: &File, size: u64) -> std::io::Result<Pass> {
+        let read = match &self.state().slots[j] {
+            Slot::Reading(Some(checkpoint)) => Some(checkpoint.clone()),
+            _ => None,
+        };
+        let (start, end) = self.0.ranges[j];
+        let offset = read
+            .as_ref()
+            .map_or(0, |r| r.offset as u64)
+            .min(end - start);
+        let (map, at) = map_range(file, size, start + offset, end)?;
+        let rest = pass(&map[at..], j == 0 && offset == 0, self.0.max_line_len);
+        Ok(match read {
+            None => rest,
+            Some(read) => Pass {
+                lines: read.lines + rest.lines,
+                last_header: match rest.last_header {
+                    Some((line, text)) => Some((read.lines + line, text)),
+                    None => read.last_header.clone(),
+                },
+            },
+        })
+    }
+
+    fn count(&self, index: usize, counted: Pass) {
+        let mut state = self.state();
+        if let Some(slot) = state.slots.get_mut(index) {
+            *slot = Slot::Counted(Arc::new(counted));
+        }
+        self.0.changed.notify_all();
+    }
+
+    /// Waits for a change (at most `timeout`); true when the time ran out.
+    fn wait<'a>(
+        &self,
+        state: MutexGuard<'a, State>,
+        timeout: Option<Duration>,
+    ) -> (MutexGuard<'a, State>, bool) {
+        match timeout {
+            Some(timeout) => {
+                let (state, result) = self
+                    .0
+                    .changed
+                    .wait_timeout(state, timeout)
+                    .unwrap_or_else(|e| e.into_inner());
+                (state, result.timed_out())
+            }
+            None => (
+                self.0
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner()),
+                false,
+            ),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held left whole slots behind: they are still good.
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Part `j` being counted by a part after it (see [`PartLedger::start_of`]).
+struct Claim<'a> {
+    ledger: &'a PartLedger,
+    j: usize,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.ledger.state().counting[self.j] = false;
+        self.ledger.0.changed.notify_all();
+    }
+}
+
+impl std::fmt::Debug for PartLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PartLedger({} parts)", self.0.ranges.len())
+    }
+}
+
+/// Parts compare equal when they share a ledger (one cut of one file).
+impl PartialEq for PartLedger {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PartLedger {}
+
+/// A part being read (see [`PartLedger::reading`]). Dropped before [`Reading::counted`], the
+/// part is idle again, and nobody waits for it.
+pub(crate) struct Reading {
+    ledger: PartLedger,
+    index: usize,
+}
+
+impl Reading {
+    /// Another step of the part has been decoded, up to `checkpoint`.
+    pub fn advanced(&self, checkpoint: Checkpoint) {
+        if let Some(Slot::Reading(at)) = self.ledger.state().slots.get_mut(self.index) {
+            *at = Some(Arc::new(checkpoint));
+        }
+    }
+
+    /// The part has been read to its end: `lines` (newlines) and its last header line
+    /// (numbered from the part's first line) are known.
+    pub fn counted(self, lines: u64, last_header: Option<(u64, String)>) {
+        self.ledger.count(self.index, Pass { lines, last_header });
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let mut state = self.ledger.state();
+        if let Some(slot) = state.slots.get_mut(self.index)
+            && matches!(slot, Slot::Reading(_))
+        {
+            *slot = Slot::Idle;
+            self.ledger.0.changed.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::text_parts::tests::awkward_file;
+
+    /// A part counted by the part after it from where its own reading has got gives what
+    /// counting it whole gives, from any line it may have got to.
+    #[test]
+    fn a_part_is_counted_from_where_its_reading_got_to() {
+        let bytes = awkward_file();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let size = bytes.len() as u64;
+        let cut = bytes[..bytes.len() * 2 / 3]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap()
+            + 1;
+        let ranges = vec![(0, cut as u64), (cut as u64, size)];
+        let whole = pass(&bytes[..cut], true, 200);
+        let fresh = PartLedger::new(ranges.clone(), 200);
+        let start = fresh.start_of(1, &file, size, false).unwrap();
+        assert_eq!(start.lines_before, whole.lines);
+        assert_eq!(start.header, whole.last_header);
+        assert!(start.header.is_some());
+        let line_starts = (0..cut).filter(|&i| i == 0 || bytes[i - 1] == b'\n');
+        for offset in line_starts {
+            let ledger = PartLedger::new(ranges.clone(), 200);
+            let reading = ledger.reading(0);
+            let read = pass(&bytes[..offset], true, 200);
+            reading.advanced(Checkpoint {
+                offset,
+                lines: read.lines,
+                last_header: read.last_header,
+            });
+            assert_eq!(
+                ledger.start_of(1, &file, size, false).unwrap(),
+                start,
+                "{offset}"
+            );
+            assert_eq!(ledger.counted_for_others(), 1);
+        }
+    }
+
+    /// A part being read is waited for while it progresses; one that stops is not.
+    #[test]
+    fn a_part_waits_only_for_parts_that_progress() {
+        let bytes = awkward_file();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let size = bytes.len() as u64;
+        let cut = bytes[..bytes.len() / 2]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap()
+            + 1;
+        let ranges = vec![(0, cut as u64), (cut as u64, size)];
+        let whole = pass(&bytes[..cut], true, 200);
+        // Read to its end on another thread after a few steps: waited for, not counted.
+        // (A long wait for progress, so that a busy machine cannot make it look stalled.)
+        let ledger = PartLedger::new(ranges.clone(), 200).with_stall(Duration::from_secs(5));
+        let reading = ledger.reading(0);
+        let start = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| ledger.start_of(1, &file, size, true).unwrap());
+            for step in 1..4 {
+                std::thread::sleep(Duration::from_millis(20));
+                reading.advanced(Checkpoint {
+                    offset: step,
+                    lines: step as u64,
+                    last_header: None,
+                });
+            }
+            reading.counted(whole.lines, whole.last_header.clone());
+            waiter.join().unwrap()
+        });
+        assert_eq!(start.lines_before, whole.lines);
+        assert_eq!(ledger.counted_for_others(), 0);
+        // Stalled: counted by the part after it.
+        let ledger = PartLedger::new(ranges, 200);
+        let _stalled = ledger.reading(0);
+        let start = ledger.start_of(1, &file, size, true).unwrap();
+        assert_eq!(start.lines_before, whole.lines);
+        assert_eq!(ledger.counted_for_others(), 1);
+    }
+}

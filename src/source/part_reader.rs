@@ -1,0 +1,292 @@
+//! Reads a part of a large plain-text file (see text_parts.rs): from a known start, or
+//! from an assumed one that the parts before it confirm (see part_ledger.rs).
+//!
+//! The file is mapped into memory and the decoder reads the mapping: no copy through a
+//! buffer, which is a good share of the time at these speeds.
+
+use std::fs::File;
+use std::ops::ControlFlow;
+
+use arrow::array::RecordBatch;
+
+use super::object::TextPart;
+use super::object_reader::LineFeed;
+use super::part_ledger::{Checkpoint, PartLedger, PartStart, Reading};
+use super::scan_stats::ScanStats;
+use super::text_parts::map_range;
+use crate::decode::{Decoder, DecoderOptions};
+use crate::error::{Error, Result};
+
+/// How much of a mapped part the decoder is handed at a time (it keeps no copy of whole
+/// lines, only of a line cut by a chunk's end); also how often a part reports progress.
+/// Tests hand it over in small chunks, so that parts report progress and carry lines.
+const MAPPED_CHUNK: usize = if cfg!(test) { 100 } else { 4 << 20 };
+
+/// Reads a part whose start is known, with `decoder` (which may hold rows of earlier
+/// objects). When the part shares a ledger, the parts after it learn what it holds.
+pub(super) fn read_part(
+    file: &File,
+    size: u64,
+    part: &TextPart,
+    location: &str,
+    decoder: &mut Decoder,
+    emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>> {
+    let (map, at) =
+        map_range(file, size, part.start, part.end).map_err(|e| Error::io(location, e))?;
+    let bytes = &map[at..];
+    let header = part
+        .header
+        .as_ref()
+        .map(|(line, text)| (*line, text.as_str()));
+    decoder.start_part(location, Some(part.lines_before), header)?;
+    let reading = part.ledger.as_ref().map(|l| l.reading(part.index));
+    let mut lines = LineFeed::default();
+    let mut offset = 0;
+    for chunk in bytes.chunks(MAPPED_CHUNK) {
+        if lines.chunk_ref(chunk, decoder, emit)?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+        offset += chunk.len();
+        if let Some(reading) = &reading {
+            report_progress(reading, decoder, offset, part.lines_before);
+        }
+    }
+    let flow = lines.end(decoder, emit)?;
+    if let Some(reading) = reading {
+        let before = part.lines_before;
+        let header = decoder
+            .last_header()
+            .map(|(line, text)| (line - before, text.to_string()));
+        reading.counted(decoder.lines() - before, header);
+    }
+    Ok(flow)
+}
+
+/// Reads a part whose start is assumed (`part.assumed`): decoded at once with a decoder of
+/// its own, its rows held back until the parts before it confirm the header it assumed;
+/// then its bad lines are renumbered and what it read is recorded in `stats`. When a header
+/// before it said otherwise, the part is read again from its true start.
+pub(super) fn read_assumed_part(
+    file: &File,
+    size: u64,
+    part: &TextPart,
+    location: &str,
+    options: &DecoderOptions,
+    stats: &ScanStats,
+    emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>> {
+    let Some(ledger) = &part.ledger else {
+        // Parts are cut this way only for plans read where they were made.
+        return Err(Error::invalid(
+            location,
+            format!("{part} was cut without counting the lines before it, in another process"),
+        ));
+    };
+    let io = |e| Error::io(location, e);
+    let (map, at) = map_range(file, size, part.start, part.end).map_err(io)?;
+    let bytes = &map[at..];
+    let assumed = part.header.as_ref();
+    let mut decoder = Decoder::new(options.clone());
+    decoder.start_part(location, None, assumed.map(|(l, t)| (*l, t.as_str())))?;
+    let reading = ledger.reading(part.index);
+
+    let mut held = Held::new(ledger);
+    let decoded = (|| -> Result<ControlFlow<()>> {
+        let mut pass_on = |batch| held.pass_on(batch, part, file, size, emit);
+        let mut lines = LineFeed::default();
+        let mut offset = 0;
+        for chunk in bytes.chunks(MAPPED_CHUNK) {
+            if lines
+                .chunk_ref(chunk, &mut decoder, &mut pass_on)?
+                .is_break()
+            {
+                return Ok(ControlFlow::Break(()));
+            }
+            offset += chunk.len();
+            report_progress(&reading, &decoder, offset, 0);
+        }
+        if lines.end(&mut decoder, &mut pass_on)?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(match decoder.flush()? {
+            Some(batch) => pass_on(batch),
+            None => ControlFlow::Continue(()),
+        })
+    })();
+    if let Some(error) = held.failed.take() {
+        return Err(io(error));
+    }
+    let start = match (decoded, held.start.take()) {
+        // Renumbered and read again from its start, the part fails as reading the file whole
+        // fails there (a header's error names its line).
+        (Err(_), _) => None,
+        (Ok(ControlFlow::Break(())), Some(start)) if !start.agrees_with(assumed) => Some(start),
+        (Ok(ControlFlow::Break(())), _) => return Ok(ControlFlow::Break(())),
+        (Ok(ControlFlow::Continue(())), start) => {
+            // Read to its end: the parts after it may go on.
+            let header = decoder
+                .last_header()
+                .map(|(line, text)| (line, text.to_string()));
+            reading.counted(decoder.lines(), header);
+            let start = match start {
+                Some(start) => start,
+                None => ledger.start_of(part.index, file, size, true).map_err(io)?,
+            };
+            if start.agrees_with(assumed) {
+                if held.release(emit).is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+                record(stats, location, part, &mut decoder, start.lines_before);
+                return Ok(ControlFlow::Continue(()));
+            }
+            Some(start)
+        }
+    };
+    drop(held);
+    let start = match start {
+        Some(start) => start,
+        None => ledger.start_of(part.index, file, size, true).map_err(io)?,
+    };
+    read_from(file, size, part, start, location, options, stats, emit)
+}
+
+/// Tells the parts after this one how far it has been read: up to the line the decoder
+/// carries (unless that line is too long to say where it starts), `offset` bytes in.
+fn report_progress(reading: &Reading, decoder: &Decoder, offset: usize, lines_before: u64) {
+    if let Some(carried) = decoder.carried() {
+        reading.advanced(Checkpoint {
+            offset: offset - carried,
+            lines: decoder.lines() - lines_before,
+            last_header: decoder
+                .last_header()
+                .map(|(line, text)| (line - lines_before, text.to_string())),
+        });
+    }
+}
+
+/// Reads `part` again from its now known `start`.
+#[allow(clippy::too_many_arguments)]
+fn read_from(
+    file: &File,
+    size: u64,
+    part: &TextPart,
+    start: PartStart,
+    location: &str,
+    options: &DecoderOptions,
+    stats: &ScanStats,
+    emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>> {
+    if let Some(ledger) = &part.ledger {
+        ledger.read_again();
+    }
+    let known = TextPart {
+        lines_before: start.lines_before,
+        header: start.header,
+        assumed: false,
+        ..part.clone()
+    };
+    let mut decoder = Decoder::new(options.clone());
+    if read_part(file, size, &known, location, &mut decoder, emit)?.is_break() {
+        return Ok(ControlFlow::Break(()));
+    }
+    if let Some(batch) = decoder.flush()?
+        && emit(batch).is_break()
+    {
+        return Ok(ControlFlow::Break(()));
+    }
+    record(stats, location, part, &mut decoder, 0);
+    Ok(ControlFlow::Continue(()))
+}
+
+/// Records what the part's decoder read, its bad lines and unknown fields moved on by the
+/// `lines_before` they were counted without.
+fn record(
+    stats: &ScanStats,
+    location: &str,
+    part: &TextPart,
+    decoder: &mut Decoder,
+    lines_before: u64,
+) {
+    let mut bad = decoder.take_bad_lines();
+    bad.renumber(lines_before);
+    let mut unknown = decoder.take_unknown_fields();
+    for field in &mut unknown {
+        field.line += lines_before;
+    }
+    stats.add_unknown_fields(unknown);
+    let rows = decoder.rows_decoded();
+    stats.object_read(
+        location,
+        Some(part.index),
+        part.end - part.start,
+        rows,
+        &bad,
+    );
+}
+
+/// The rows of a part whose start is not known yet.
+struct Held<'a> {
+    ledger: &'a PartLedger,
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    /// The start, once known: batches then go straight on (if it agrees with the assumed).
+    start: Option<PartStart>,
+    failed: Option<std::io::Error>,
+}
+
+impl<'a> Held<'a> {
+    fn new(ledger: &'a PartLedger) -> Self {
+        Held {
+            ledger,
+            batches: Vec::new(),
+            bytes: 0,
+            start: None,
+            failed: None,
+        }
+    }
+
+    /// Holds `batch`, or passes it on once the start is known. Past the ledger's limit the
+    /// start is found out now (counting the parts before that are not read yet): either
+    /// the held rows go on, or the part stops to be read again.
+    fn pass_on(
+        &mut self,
+        batch: RecordBatch,
+        part: &TextPart,
+        file: &File,
+        size: u64,
+        emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        if self.start.is_some() {
+            return emit(batch);
+        }
+        self.bytes += batch.get_array_memory_size();
+        self.batches.push(batch);
+        if self.bytes <= self.ledger.hold_limit() {
+            return ControlFlow::Continue(());
+        }
+        match self.ledger.start_of(part.index, file, size, false) {
+            Ok(start) => {
+                let agrees = start.agrees_with(part.header.as_ref());
+                self.start = Some(start);
+                match agrees {
+                    true => self.release(emit),
+                    false => ControlFlow::Break(()),
+                }
+            }
+            Err(error) => {
+                self.failed = Some(error);
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    /// Passes the held rows on.
+    fn release(&mut self, emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>) -> ControlFlow<()> {
+        self.bytes = 0;
+        for batch in self.batches.drain(..) {
+            emit(batch)?;
+        }
+        ControlFlow::Continue(())
+    }
+}
