@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use datafusion::execution::memory_pool::MemoryPool;
 use flate2::read::MultiGzDecoder;
 use tokio::runtime::Handle;
 
@@ -34,6 +35,9 @@ pub struct ReadContext {
     pub s3: Option<(super::S3Access, Handle)>,
     /// S3 objects requested ahead of the one being decoded.
     pub lookahead: usize,
+    /// The query's memory pool, when there is one: rows that a part of a large file holds
+    /// back until it knows where it starts are charged to it (see part_reader.rs).
+    pub memory: Option<Arc<dyn MemoryPool>>,
 }
 
 /// Reads `objects` in order, handing each batch to `emit` (which can stop the scan).
@@ -82,6 +86,7 @@ pub fn scan_objects(
                     part,
                     &location,
                     options,
+                    context.memory.as_ref(),
                     stats,
                     &mut send,
                 )

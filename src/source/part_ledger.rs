@@ -16,7 +16,7 @@
 //! all. So the worst case is the pass up front, done later.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -41,8 +41,8 @@ struct Ledger {
     /// Each part's byte range in the file, by index.
     ranges: Vec<(u64, u64)>,
     max_line_len: usize,
-    /// How long a part waits without seeing progress ([`STALL`]).
-    stall: Duration,
+    /// How long a part waits without seeing progress, in ms ([`STALL`]).
+    stall_ms: AtomicU64,
     hold_limit: AtomicUsize,
     /// Parts counted by a part after them, and parts read again: what tests look at.
     counted_for_others: AtomicUsize,
@@ -104,7 +104,7 @@ impl PartLedger {
         PartLedger(Arc::new(Ledger {
             ranges,
             max_line_len,
-            stall: STALL,
+            stall_ms: AtomicU64::new(STALL.as_millis() as u64),
             hold_limit: AtomicUsize::new(share.clamp(PART_HOLD_MIN, PART_HOLD_MAX)),
             counted_for_others: AtomicUsize::new(0),
             reads_again: AtomicUsize::new(0),
@@ -123,13 +123,16 @@ impl PartLedger {
         self.0.hold_limit.store(bytes, Ordering::Relaxed);
     }
 
-    /// A fresh ledger that waits `stall` for progress.
     #[cfg(test)]
-    fn with_stall(mut self, stall: Duration) -> Self {
-        if let Some(ledger) = Arc::get_mut(&mut self.0) {
-            ledger.stall = stall;
-        }
-        self
+    pub fn set_stall(&self, stall: Duration) {
+        self.0
+            .stall_ms
+            .store(stall.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    pub fn is_counted(&self, index: usize) -> bool {
+        matches!(self.state().slots[index], Slot::Counted(_))
     }
 
     #[cfg(test)]
@@ -181,7 +184,8 @@ impl PartLedger {
                 .any(|s| matches!(s, Slot::Reading(_)))
             {
                 let timeout;
-                (state, timeout) = self.wait(state, Some(self.0.stall));
+                let stall = Duration::from_millis(self.0.stall_ms.load(Ordering::Relaxed));
+                (state, timeout) = self.wait(state, Some(stall));
                 if timeout {
                     // Nothing before this part moved in a whole wait: stop waiting.
                     if state.slots[..index] == progress[..] {
@@ -417,7 +421,8 @@ mod tests {
         let whole = pass(&bytes[..cut], true, 200);
         // Read to its end on another thread after a few steps: waited for, not counted.
         // (A long wait for progress, so that a busy machine cannot make it look stalled.)
-        let ledger = PartLedger::new(ranges.clone(), 200).with_stall(Duration::from_secs(5));
+        let ledger = PartLedger::new(ranges.clone(), 200);
+        ledger.set_stall(Duration::from_secs(5));
         let reading = ledger.reading(0);
         let start = std::thread::scope(|scope| {
             let waiter = scope.spawn(|| ledger.start_of(1, &file, size, true).unwrap());

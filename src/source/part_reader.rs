@@ -7,7 +7,10 @@
 use std::fs::File;
 use std::ops::ControlFlow;
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
 
 use super::object::TextPart;
 use super::object_reader::LineFeed;
@@ -64,15 +67,18 @@ pub(super) fn read_part(
 }
 
 /// Reads a part whose start is assumed (`part.assumed`): decoded at once with a decoder of
-/// its own, its rows held back until the parts before it confirm the header it assumed;
-/// then its bad lines are renumbered and what it read is recorded in `stats`. When a header
-/// before it said otherwise, the part is read again from its true start.
+/// its own, its rows held back (and charged to `memory`) until the parts before it confirm
+/// the header it assumed; then its bad lines are renumbered and what it read is recorded in
+/// `stats`. When a header before it said otherwise, the part is read again from its true
+/// start.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn read_assumed_part(
     file: &File,
     size: u64,
     part: &TextPart,
     location: &str,
     options: &DecoderOptions,
+    memory: Option<&Arc<dyn MemoryPool>>,
     stats: &ScanStats,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
@@ -91,7 +97,7 @@ pub(super) fn read_assumed_part(
     decoder.start_part(location, None, assumed.map(|(l, t)| (*l, t.as_str())))?;
     let reading = ledger.reading(part.index);
 
-    let mut held = Held::new(ledger);
+    let mut held = Held::new(ledger, memory, location);
     let decoded = (|| -> Result<ControlFlow<()>> {
         let mut pass_on = |batch| held.pass_on(batch, part, file, size, emit);
         let mut lines = LineFeed::default();
@@ -230,17 +236,21 @@ struct Held<'a> {
     ledger: &'a PartLedger,
     batches: Vec<RecordBatch>,
     bytes: usize,
+    /// The held rows' share of the query's memory pool.
+    reservation: Option<MemoryReservation>,
     /// The start, once known: batches then go straight on (if it agrees with the assumed).
     start: Option<PartStart>,
     failed: Option<std::io::Error>,
 }
 
 impl<'a> Held<'a> {
-    fn new(ledger: &'a PartLedger) -> Self {
+    fn new(ledger: &'a PartLedger, memory: Option<&Arc<dyn MemoryPool>>, location: &str) -> Self {
+        let consumer = format!("rows held by a part of {location}");
         Held {
             ledger,
             batches: Vec::new(),
             bytes: 0,
+            reservation: memory.map(|pool| MemoryConsumer::new(consumer).register(pool)),
             start: None,
             failed: None,
         }
@@ -260,9 +270,15 @@ impl<'a> Held<'a> {
         if self.start.is_some() {
             return emit(batch);
         }
-        self.bytes += batch.get_array_memory_size();
+        let batch_bytes = batch.get_array_memory_size();
+        self.bytes += batch_bytes;
         self.batches.push(batch);
-        if self.bytes <= self.ledger.hold_limit() {
+        // Past the ledger's limit, or what the query's memory pool can give, the rows go on.
+        let charged = match &mut self.reservation {
+            Some(reservation) => reservation.try_grow(batch_bytes).is_ok(),
+            None => true,
+        };
+        if charged && self.bytes <= self.ledger.hold_limit() {
             return ControlFlow::Continue(());
         }
         match self.ledger.start_of(part.index, file, size, false) {
@@ -284,6 +300,9 @@ impl<'a> Held<'a> {
     /// Passes the held rows on.
     fn release(&mut self, emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>) -> ControlFlow<()> {
         self.bytes = 0;
+        if let Some(reservation) = &mut self.reservation {
+            reservation.free();
+        }
         for batch in self.batches.drain(..) {
             emit(batch)?;
         }

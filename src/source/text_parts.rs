@@ -444,7 +444,8 @@ pub(super) mod tests {
     /// order), rows read, objects, bad lines, their samples, and unknown fields.
     type Read = (Vec<String>, u64, u64, u64, Vec<String>, Vec<String>);
 
-    fn read(objects: &[ObjectRef], order: Order) -> Read {
+    /// `pool`: the bytes of a memory pool the reads share, if any.
+    fn read_with(objects: &[ObjectRef], order: Order, pool: Option<usize>) -> Read {
         let options = DecoderOptions {
             batch_size: 64,
             max_line_len: 200,
@@ -456,6 +457,12 @@ pub(super) mod tests {
             let context = ReadContext {
                 s3: None,
                 lookahead: 1,
+                memory: pool.map(|bytes| {
+                    Arc::new(datafusion::execution::memory_pool::GreedyMemoryPool::new(
+                        bytes,
+                    ))
+                        as Arc<dyn datafusion::execution::memory_pool::MemoryPool>
+                }),
             };
             scan_objects(
                 std::slice::from_ref(object),
@@ -504,6 +511,10 @@ pub(super) mod tests {
         )
     }
 
+    fn read(objects: &[ObjectRef], order: Order) -> Read {
+        read_with(objects, order, None)
+    }
+
     fn write_file(bytes: &[u8]) -> (tempfile::TempDir, ObjectRef) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.log");
@@ -530,12 +541,14 @@ pub(super) mod tests {
         assert!(whole.0.iter().any(|r| r.contains("eni-last")));
         assert_eq!(whole.5.len(), 1, "{whole:?}");
         let cases = [
-            (PartStarts::Counted, None),
-            (PartStarts::Assumed, None),
-            // Every part holds almost nothing back: it counts the parts before it at once.
-            (PartStarts::Assumed, Some(0)),
+            (PartStarts::Counted, None, None),
+            (PartStarts::Assumed, None, None),
+            // Every part holds almost nothing back: it counts the parts before it at once,
+            // past its limit or past what the memory pool gives.
+            (PartStarts::Assumed, Some(0), None),
+            (PartStarts::Assumed, None, Some(100)),
         ];
-        for (starts, hold_limit) in cases {
+        for (starts, hold_limit, pool) in cases {
             for partitions in [2, 3, 5, 8, 40] {
                 for order in [Order::Forwards, Order::Backwards, Order::Together] {
                     let objects = split_large_files(vec![file.clone()], partitions, 200, 1, starts);
@@ -554,10 +567,59 @@ pub(super) mod tests {
                             .all(|&s| s == 0 || bytes[s as usize - 1] == b'\n'),
                         "{partitions}: {starts_at:?}"
                     );
-                    let case = format!("{starts:?} {hold_limit:?} {partitions} parts {order:?}");
-                    assert_eq!(read(&objects, order), whole, "{case}");
+                    let case =
+                        format!("{starts:?} {hold_limit:?} {pool:?} {partitions} parts {order:?}");
+                    assert_eq!(read_with(&objects, order, pool), whole, "{case}");
                 }
             }
+        }
+    }
+
+    /// A part whose rows reach its hold limit, or what the memory pool gives, does not wait
+    /// for the parts before it to be read (here one that never progresses): it counts them
+    /// and its rows go on before it has been read to its end.
+    #[test]
+    fn a_part_past_its_hold_limit_or_the_memory_pool_counts_the_parts_before_it() {
+        let mut text = String::from("version interface-id action bytes\n");
+        for i in 0..2000 {
+            text.push_str(&format!("2 eni-{i} ACCEPT {i}\n"));
+        }
+        let (_dir, file) = write_file(text.as_bytes());
+        for (hold_limit, pool) in [(Some(0), None), (None, Some(100))] {
+            let objects = split_large_files(vec![file.clone()], 2, 200, 1, PartStarts::Assumed);
+            let ledger = ledger_of(&objects);
+            if let Some(limit) = hold_limit {
+                ledger.set_hold_limit(limit);
+            }
+            ledger.set_stall(std::time::Duration::from_secs(30));
+            let _stalled = ledger.reading(0);
+            let options = DecoderOptions {
+                batch_size: 64,
+                ..DecoderOptions::default()
+            };
+            let context = ReadContext {
+                s3: None,
+                lookahead: 1,
+                memory: pool.map(|bytes| {
+                    Arc::new(datafusion::execution::memory_pool::GreedyMemoryPool::new(
+                        bytes,
+                    ))
+                        as Arc<dyn datafusion::execution::memory_pool::MemoryPool>
+                }),
+            };
+            let stats = Arc::new(ScanStats::default());
+            let (mut early, mut rows) = (0, 0);
+            scan_objects(&objects[1..], &options, &context, &stats, &mut |b| {
+                early += usize::from(!ledger.is_counted(1));
+                rows += b.num_rows();
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+            let case = format!("{hold_limit:?} {pool:?}");
+            assert!(early > 1, "{case}: {early}");
+            assert_eq!(ledger.counted_for_others(), 1, "{case}");
+            assert_eq!(rows as u64, stats.rows(), "{case}");
+            assert!(rows > 500, "{case}: {rows}");
         }
     }
 

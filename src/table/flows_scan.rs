@@ -245,6 +245,7 @@ impl ExecutionPlan for FlowsScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
+        let memory = context.memory_pool().clone();
         let numbers = self.input.execute(partition, context)?;
         let groups = self.groups.clone();
         let mut builder =
@@ -273,6 +274,7 @@ impl ExecutionPlan for FlowsScanExec {
             let context = ReadContext {
                 s3: s3.zip(tokio::runtime::Handle::try_current().ok()),
                 lookahead,
+                memory: Some(memory),
             };
             let scan_stats = stats.clone();
             // Decoding is CPU work: it runs on the blocking pool and hands batches over a
