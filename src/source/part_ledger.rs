@@ -11,9 +11,10 @@
 //! or, when a header mid-file changed the format before it, reads its bytes again.
 //!
 //! A part never waits for one that makes no progress (not started, or held up by its
-//! consumer) nor holds more than its share of [`HOLD_LIMIT`] of rows: it then counts the
-//! lines it lacks itself, as the pass up front did, and a part counted by one is counted for
-//! all. So the worst case is the pass up front, done later.
+//! consumer) nor holds more than its share of [`HOLD_LIMIT`] of rows, or more than the
+//! query's memory pool gives: it then counts the lines it lacks itself, as the pass up front
+//! did, from where the other part's own reading has got to, and a part counted by one is
+//! counted for all. So the worst case is the pass up front, done later.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -6,7 +6,6 @@
 
 use std::fs::File;
 use std::ops::ControlFlow;
-
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
