@@ -38,6 +38,9 @@ pub struct ReadContext {
     /// The query's memory pool, when there is one: rows that a part of a large file holds
     /// back until it knows where it starts are charged to it (see part_reader.rs).
     pub memory: Option<Arc<dyn MemoryPool>>,
+    /// Whether the scan's consumer still takes batches (no LIMIT reached yet): a part that
+    /// holds its rows back sends nothing for a while, so it asks. `None`: always.
+    pub wanted: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
 }
 
 /// Reads `objects` in order, handing each batch to `emit` (which can stop the scan).
@@ -86,7 +89,7 @@ pub fn scan_objects(
                     part,
                     &location,
                     options,
-                    context.memory.as_ref(),
+                    context,
                     stats,
                     &mut send,
                 )

@@ -363,21 +363,25 @@ mod tests {
     use super::*;
     use crate::source::text_parts::tests::awkward_file;
 
-    /// A part counted by the part after it from where its own reading has got gives what
-    /// counting it whole gives, from any line it may have got to.
-    #[test]
-    fn a_part_is_counted_from_where_its_reading_got_to() {
+    /// The awkward file of text_parts.rs written out, and where a cut at `num / den` of it
+    /// falls (a line start).
+    fn two_parts(num: usize, den: usize) -> (Vec<u8>, tempfile::TempDir, File, usize) {
         let bytes = awkward_file();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.log");
         std::fs::write(&path, &bytes).unwrap();
         let file = File::open(&path).unwrap();
+        let at = bytes.len() * num / den;
+        let cut = bytes[..at].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+        (bytes, dir, file, cut)
+    }
+
+    /// A part counted by the part after it from where its own reading has got gives what
+    /// counting it whole gives, from any line it may have got to.
+    #[test]
+    fn a_part_is_counted_from_where_its_reading_got_to() {
+        let (bytes, _dir, file, cut) = two_parts(2, 3);
         let size = bytes.len() as u64;
-        let cut = bytes[..bytes.len() * 2 / 3]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .unwrap()
-            + 1;
         let ranges = vec![(0, cut as u64), (cut as u64, size)];
         let whole = pass(&bytes[..cut], true, 200);
         let fresh = PartLedger::new(ranges.clone(), 200);
@@ -407,17 +411,8 @@ mod tests {
     /// A part being read is waited for while it progresses; one that stops is not.
     #[test]
     fn a_part_waits_only_for_parts_that_progress() {
-        let bytes = awkward_file();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.log");
-        std::fs::write(&path, &bytes).unwrap();
-        let file = File::open(&path).unwrap();
+        let (bytes, _dir, file, cut) = two_parts(1, 2);
         let size = bytes.len() as u64;
-        let cut = bytes[..bytes.len() / 2]
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .unwrap()
-            + 1;
         let ranges = vec![(0, cut as u64), (cut as u64, size)];
         let whole = pass(&bytes[..cut], true, 200);
         // Read to its end on another thread after a few steps: waited for, not counted.

@@ -9,10 +9,10 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 
 use super::object::TextPart;
-use super::object_reader::LineFeed;
+use super::object_reader::{LineFeed, ReadContext};
 use super::part_ledger::{Checkpoint, PartLedger, PartStart, Reading};
 use super::scan_stats::ScanStats;
 use super::text_parts::map_range;
@@ -66,7 +66,8 @@ pub(super) fn read_part(
 }
 
 /// Reads a part whose start is assumed (`part.assumed`): decoded at once with a decoder of
-/// its own, its rows held back (and charged to `memory`) until the parts before it confirm
+/// its own, its rows held back (and charged to the context's memory pool) until the parts
+/// before it confirm
 /// the header it assumed; then its bad lines are renumbered and what it read is recorded in
 /// `stats`. When a header before it said otherwise, the part is read again from its true
 /// start.
@@ -77,7 +78,7 @@ pub(super) fn read_assumed_part(
     part: &TextPart,
     location: &str,
     options: &DecoderOptions,
-    memory: Option<&Arc<dyn MemoryPool>>,
+    context: &ReadContext,
     stats: &ScanStats,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
@@ -96,7 +97,7 @@ pub(super) fn read_assumed_part(
     decoder.start_part(location, None, assumed.map(|(l, t)| (*l, t.as_str())))?;
     let reading = ledger.reading(part.index);
 
-    let mut held = Held::new(ledger, memory, location);
+    let mut held = Held::new(ledger, context, location);
     let decoded = (|| -> Result<ControlFlow<()>> {
         let mut pass_on = |batch| held.pass_on(batch, part, file, size, emit);
         let mut lines = LineFeed::default();
@@ -237,19 +238,25 @@ struct Held<'a> {
     bytes: usize,
     /// The held rows' share of the query's memory pool.
     reservation: Option<MemoryReservation>,
+    /// Whether the scan's consumer still takes batches.
+    wanted: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
     /// The start, once known: batches then go straight on (if it agrees with the assumed).
     start: Option<PartStart>,
     failed: Option<std::io::Error>,
 }
 
 impl<'a> Held<'a> {
-    fn new(ledger: &'a PartLedger, memory: Option<&Arc<dyn MemoryPool>>, location: &str) -> Self {
+    fn new(ledger: &'a PartLedger, context: &ReadContext, location: &str) -> Self {
         let consumer = format!("rows held by a part of {location}");
         Held {
             ledger,
             batches: Vec::new(),
             bytes: 0,
-            reservation: memory.map(|pool| MemoryConsumer::new(consumer).register(pool)),
+            reservation: context
+                .memory
+                .as_ref()
+                .map(|pool| MemoryConsumer::new(consumer).register(pool)),
+            wanted: context.wanted.clone(),
             start: None,
             failed: None,
         }
@@ -268,6 +275,11 @@ impl<'a> Held<'a> {
     ) -> ControlFlow<()> {
         if self.start.is_some() {
             return emit(batch);
+        }
+        // Nothing is sent while rows are held: a consumer that hung up (a LIMIT reached)
+        // is noticed by asking.
+        if self.wanted.as_ref().is_some_and(|wanted| !wanted()) {
+            return ControlFlow::Break(());
         }
         let batch_bytes = batch.get_array_memory_size();
         self.bytes += batch_bytes;

@@ -454,16 +454,7 @@ pub(super) mod tests {
         let stats = Arc::new(ScanStats::default());
         let batches = std::sync::Mutex::new(Vec::new());
         let read_one = |object: &ObjectRef| {
-            let context = ReadContext {
-                s3: None,
-                lookahead: 1,
-                memory: pool.map(|bytes| {
-                    Arc::new(datafusion::execution::memory_pool::GreedyMemoryPool::new(
-                        bytes,
-                    ))
-                        as Arc<dyn datafusion::execution::memory_pool::MemoryPool>
-                }),
-            };
+            let context = context_with(pool);
             scan_objects(
                 std::slice::from_ref(object),
                 &options,
@@ -509,6 +500,17 @@ pub(super) mod tests {
             samples,
             unknown,
         )
+    }
+
+    /// A local read's context, with a memory pool of `pool` bytes if any.
+    fn context_with(pool: Option<usize>) -> ReadContext {
+        use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+        ReadContext {
+            s3: None,
+            lookahead: 1,
+            memory: pool.map(|bytes| Arc::new(GreedyMemoryPool::new(bytes)) as Arc<dyn MemoryPool>),
+            wanted: None,
+        }
     }
 
     fn read(objects: &[ObjectRef], order: Order) -> Read {
@@ -597,16 +599,7 @@ pub(super) mod tests {
                 batch_size: 64,
                 ..DecoderOptions::default()
             };
-            let context = ReadContext {
-                s3: None,
-                lookahead: 1,
-                memory: pool.map(|bytes| {
-                    Arc::new(datafusion::execution::memory_pool::GreedyMemoryPool::new(
-                        bytes,
-                    ))
-                        as Arc<dyn datafusion::execution::memory_pool::MemoryPool>
-                }),
-            };
+            let context = context_with(pool);
             let stats = Arc::new(ScanStats::default());
             let (mut early, mut rows) = (0, 0);
             scan_objects(&objects[1..], &options, &context, &stats, &mut |b| {
@@ -621,6 +614,43 @@ pub(super) mod tests {
             assert_eq!(rows as u64, stats.rows(), "{case}");
             assert!(rows > 500, "{case}: {rows}");
         }
+    }
+
+    /// A part that holds its rows back stops as soon as its consumer has hung up (a LIMIT
+    /// reached): it sends nothing for a while, so it asks.
+    #[test]
+    fn a_part_holding_its_rows_stops_when_nobody_wants_them() {
+        let mut text = String::from("version interface-id action bytes\n");
+        for i in 0..2000 {
+            text.push_str(&format!("2 eni-{i} ACCEPT {i}\n"));
+        }
+        let (_dir, file) = write_file(text.as_bytes());
+        let objects = split_large_files(vec![file], 2, 200, 1, PartStarts::Assumed);
+        let ledger = ledger_of(&objects);
+        ledger.set_stall(std::time::Duration::from_secs(30));
+        let _stalled = ledger.reading(0);
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let context = ReadContext {
+            wanted: Some(Arc::new({
+                let asked = asked.clone();
+                move || asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2
+            })),
+            ..context_with(None)
+        };
+        let options = DecoderOptions {
+            batch_size: 64,
+            ..DecoderOptions::default()
+        };
+        let stats = Arc::new(ScanStats::default());
+        let mut rows = 0;
+        scan_objects(&objects[1..], &options, &context, &stats, &mut |b| {
+            rows += b.num_rows();
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(rows, 0);
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert_eq!(ledger.counted_for_others(), 0);
     }
 
     #[test]

@@ -271,10 +271,12 @@ impl ExecutionPlan for FlowsScanExec {
                 _ => None,
             };
             // S3 requests run on the runtime executing this plan.
+            let consumer = tx.clone();
             let context = ReadContext {
                 s3: s3.zip(tokio::runtime::Handle::try_current().ok()),
                 lookahead,
                 memory: Some(memory),
+                wanted: Some(Arc::new(move || !consumer.is_closed())),
             };
             let scan_stats = stats.clone();
             // Decoding is CPU work: it runs on the blocking pool and hands batches over a
