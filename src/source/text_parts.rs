@@ -653,6 +653,79 @@ pub(super) mod tests {
         assert_eq!(ledger.counted_for_others(), 0);
     }
 
+    /// Random files of lines that make a part's start matter (headers mid-file, some that
+    /// change the format and some that repeat it, bad and long lines, CRLF, blank lines, a
+    /// byte order mark), cut into random numbers of parts read in every order with random
+    /// hold limits: always what reading the file whole gives.
+    #[test]
+    fn random_files_read_in_parts_as_a_whole() {
+        const HEADERS: [&str; 3] = [
+            "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status",
+            "interface-id action bytes",
+            "bytes interface-id action srcport",
+        ];
+        let mut rng = fastrand::Rng::with_seed(17);
+        for case in 0..40 {
+            let mut text = String::new();
+            if rng.bool() {
+                text.push('\u{feff}');
+            }
+            let mut format = match rng.u8(..3) {
+                0 => None,
+                n => Some(usize::from(n) - 1),
+            };
+            if let Some(f) = format {
+                text.push_str(HEADERS[f]);
+                text.push('\n');
+            }
+            for i in 0..rng.usize(50..400) {
+                let line = match rng.u8(..40) {
+                    0 => {
+                        let f = rng.usize(..HEADERS.len());
+                        format = Some(f);
+                        format!("{}\n", HEADERS[f])
+                    }
+                    1 => "2 1 eni-bad\n".to_string(),
+                    2 => "\n".to_string(),
+                    3 => format!("{}\n", "7".repeat(rng.usize(150..300))),
+                    4 => format!("x{i} \u{e9}\n"),
+                    _ => {
+                        let end = if rng.u8(..10) == 0 { "\r\n" } else { "\n" };
+                        match format {
+                            None | Some(0) => format!(
+                                "2 1 eni-{i} 10.0.0.1 10.0.0.2 1 2 6 1 {i} 100 160 ACCEPT OK{end}"
+                            ),
+                            Some(1) => format!("eni-{i} REJECT {i}{end}"),
+                            _ => format!("{i} eni-{i} ACCEPT {}{end}", i % 7),
+                        }
+                    }
+                };
+                text.push_str(&line);
+            }
+            if rng.bool() {
+                text.push_str("2 1 eni-last 10.0.0.1 10.0.0.2 1 2 6 1 1 100 160 REJECT OK");
+            }
+            let (_dir, file) = write_file(text.as_bytes());
+            let whole = read(std::slice::from_ref(&file), Order::Forwards);
+            let partitions = rng.usize(2..12);
+            for order in [Order::Forwards, Order::Backwards, Order::Together] {
+                let objects =
+                    split_large_files(vec![file.clone()], partitions, 200, 1, PartStarts::Assumed);
+                if objects.len() < 2 {
+                    continue;
+                }
+                if rng.bool() {
+                    ledger_of(&objects).set_hold_limit(rng.usize(..4000));
+                }
+                assert_eq!(
+                    read(&objects, order),
+                    whole,
+                    "case {case}, {partitions} parts, {order:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn parts_that_assume_the_right_header_are_read_once() {
         // A header on line 1 only, and bad lines all through (named by their line).
