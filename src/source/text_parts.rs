@@ -726,6 +726,29 @@ pub(super) mod tests {
         }
     }
 
+    /// A part that starts at a line with a byte order mark mid-file reads it as reading
+    /// the file whole does: only the file's first line may carry one.
+    #[test]
+    fn a_byte_order_mark_at_a_part_start_mid_file_is_no_file_start() {
+        let first = "interface-id action bytes\n".to_string() + &"eni-1 ACCEPT 1\n".repeat(40);
+        let bom_line = "\u{feff}bytes interface-id action\n";
+        // Lines after it until the file's middle falls just before it.
+        let text = (0..200)
+            .map(|n| first.clone() + bom_line + &"2 eni-2 REJECT\n".repeat(n))
+            .find(|text| {
+                let middle = text.len() / 2;
+                let at = first.len();
+                middle < at && text[middle..at].matches('\n').count() == 1
+            })
+            .unwrap();
+        let (_dir, file) = write_file(text.as_bytes());
+        let whole = read(std::slice::from_ref(&file), Order::Forwards);
+        let objects = split_large_files(vec![file], 2, 200, 1, PartStarts::Assumed);
+        assert_eq!(objects[1].part.as_ref().unwrap().start, first.len() as u64);
+        assert_eq!(read(&objects, Order::Forwards), whole);
+        assert!(whole.3 > 0, "{whole:?}");
+    }
+
     #[test]
     fn parts_that_assume_the_right_header_are_read_once() {
         // A header on line 1 only, and bad lines all through (named by their line).
