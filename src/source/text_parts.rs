@@ -528,6 +528,15 @@ pub(super) mod tests {
         (dir, object)
     }
 
+    /// A file of 2,000 good lines under one header on line 1: no part needs reading again.
+    fn steady_file() -> (tempfile::TempDir, ObjectRef) {
+        let mut text = String::from("version interface-id action bytes\n");
+        for i in 0..2000 {
+            text.push_str(&format!("2 eni-{i} ACCEPT {i}\n"));
+        }
+        write_file(text.as_bytes())
+    }
+
     fn ledger_of(objects: &[ObjectRef]) -> &PartLedger {
         objects[0].part.as_ref().unwrap().ledger.as_ref().unwrap()
     }
@@ -582,11 +591,7 @@ pub(super) mod tests {
     /// and its rows go on before it has been read to its end.
     #[test]
     fn a_part_past_its_hold_limit_or_the_memory_pool_counts_the_parts_before_it() {
-        let mut text = String::from("version interface-id action bytes\n");
-        for i in 0..2000 {
-            text.push_str(&format!("2 eni-{i} ACCEPT {i}\n"));
-        }
-        let (_dir, file) = write_file(text.as_bytes());
+        let (_dir, file) = steady_file();
         for (hold_limit, pool) in [(Some(0), None), (None, Some(100))] {
             let objects = split_large_files(vec![file.clone()], 2, 200, 1, PartStarts::Assumed);
             let ledger = ledger_of(&objects);
@@ -620,11 +625,7 @@ pub(super) mod tests {
     /// reached): it sends nothing for a while, so it asks.
     #[test]
     fn a_part_holding_its_rows_stops_when_nobody_wants_them() {
-        let mut text = String::from("version interface-id action bytes\n");
-        for i in 0..2000 {
-            text.push_str(&format!("2 eni-{i} ACCEPT {i}\n"));
-        }
-        let (_dir, file) = write_file(text.as_bytes());
+        let (_dir, file) = steady_file();
         let objects = split_large_files(vec![file], 2, 200, 1, PartStarts::Assumed);
         let ledger = ledger_of(&objects);
         ledger.set_stall(std::time::Duration::from_secs(30));
