@@ -17,6 +17,7 @@ mod ocsf_flows;
 mod parquet_object;
 mod part_ledger;
 mod part_reader;
+mod part_source;
 mod s3_client;
 mod s3_reader;
 mod s3_upload;

@@ -40,17 +40,27 @@ pub struct ObjectRef {
     pub part: Option<TextPart>,
 }
 
-/// A line-aligned byte range of a large plain-text file, read by its own partition. The
-/// lines before it and the header that governs its first lines are known, so its rows, line
-/// numbers and bad lines are those that reading the file whole gives at that point.
+/// A byte range of a large plain-text file or object, read by its own partition. The lines
+/// before it and the header that governs its first lines are known (or learnt while it is
+/// read), so its rows, line numbers and bad lines are those that reading the file whole
+/// gives at that point.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TextPart {
     /// This part's number, from 0, of `count`.
     pub index: u32,
     pub count: u32,
-    /// Byte offsets: `start` is a line's first byte, `end` one past a newline (or the end).
+    /// Byte offsets: `start` is a line's first byte, `end` one past a newline (or the end);
+    /// unless `nominal`.
     pub start: u64,
     pub end: u64,
+    /// `start` and `end` were set without looking at the bytes there (an S3 object): the part
+    /// holds the lines that start in `start..end` (see part_source.rs).
+    #[serde(default)]
+    pub nominal: bool,
+    /// The version of the S3 object that was cut, when the store names it: every part reads
+    /// that version or fails.
+    #[serde(default)]
+    pub etag: Option<String>,
     /// Lines of the file before `start`.
     pub lines_before: u64,
     /// The last header line before `start` and its line number, when there is one; else

@@ -17,7 +17,8 @@ use super::held_rows::HeldRows;
 use super::object::{ObjectLocation, ObjectRef, TextPart};
 use super::parquet_object::{read_parquet, read_s3_parquet};
 use super::part_reader::{read_assumed_part, read_part};
-use super::s3_reader::{PendingGet, read_s3_text, start_get};
+use super::part_source::{ByteStream, FileRanges, PartSource, first_byte};
+use super::s3_reader::{PendingGet, S3Ranges, read_s3_text, start_get};
 use super::scan_stats::{ObjectFailure, ScanStats};
 use crate::decode::{Decoder, DecoderOptions};
 use crate::error::{Error, Result};
@@ -82,12 +83,11 @@ pub fn scan_objects(
         // A part whose start is not known yet is read with a decoder of its own, which holds
         // its rows until the parts before it confirm that start (see part_reader.rs).
         if let Some(part) = object.part.as_ref().filter(|p| p.assumed) {
-            let outcome = part_file(object, &location).and_then(|file| {
+            let outcome = part_source(object, part, context, &location).and_then(|source| {
                 read_assumed_part(
-                    &file,
-                    object.size,
+                    &source,
                     part,
-                    &location,
+                    pending.map(|p| Box::new(p) as Box<dyn ByteStream>),
                     options,
                     context,
                     stats,
@@ -201,19 +201,49 @@ pub fn scan_objects(
     Ok(())
 }
 
-/// The file a part of `object` is cut from: a local file, or standard input when it is one.
-fn part_file(object: &ObjectRef, location: &str) -> Result<File> {
+/// What a part of `object` is cut from: a local file, standard input when it is one, or an
+/// S3 object (the version it had when it was cut, when the store names versions).
+fn part_source(
+    object: &ObjectRef,
+    part: &TextPart,
+    context: &ReadContext,
+    location: &str,
+) -> Result<PartSource> {
+    let mapped = |file| PartSource::mapped(location, file, object.size);
     match &object.location {
-        ObjectLocation::Path(path) => File::open(path).map_err(|e| Error::io(location, e)),
-        ObjectLocation::Stdin => stdin_as_file().map(|(file, _)| file).ok_or_else(|| {
-            Error::invalid(
-                location,
-                "standard input is no longer a file to read parts of",
-            )
-        }),
-        _ => Err(Error::invalid(
+        ObjectLocation::Path(path) if part.nominal => Ok(PartSource::streamed(
             location,
-            "only local files are read in parts",
+            Arc::new(FileRanges {
+                path: path.clone(),
+                size: object.size,
+            }),
+            object.size,
+        )),
+        ObjectLocation::Path(path) => File::open(path)
+            .map(mapped)
+            .map_err(|e| Error::io(location, e)),
+        ObjectLocation::Stdin => stdin_as_file()
+            .map(|(file, _)| mapped(file))
+            .ok_or_else(|| {
+                Error::invalid(
+                    location,
+                    "standard input is no longer a file to read parts of",
+                )
+            }),
+        ObjectLocation::S3(url) => {
+            let Some((client, handle)) = &context.s3 else {
+                return Err(Error::invalid(location, "no S3 client configured"));
+            };
+            let ranges = S3Ranges::new(&client.0, handle, url, part.etag.clone());
+            Ok(PartSource::streamed(
+                location,
+                Arc::new(ranges),
+                object.size,
+            ))
+        }
+        ObjectLocation::Logs { .. } => Err(Error::invalid(
+            location,
+            "a log stream is not read in parts",
         )),
     }
 }
@@ -230,7 +260,14 @@ fn part_failed(location: String, part: &TextPart, error: &Error) -> Error {
 fn prefetch(context: &ReadContext, object: &ObjectRef) -> Option<PendingGet> {
     match (&object.location, &context.s3) {
         (ObjectLocation::S3(url), Some((client, handle))) if !object.is_parquet_name() => {
-            Some(start_get(&client.0, handle, url))
+            Some(match &object.part {
+                // A part's bytes from where its reading begins (see part_source.rs).
+                Some(part) => {
+                    let ranges = S3Ranges::new(&client.0, handle, url, part.etag.clone());
+                    ranges.get_from(first_byte(part.start, false))
+                }
+                None => start_get(&client.0, handle, url),
+            })
         }
         _ => None,
     }
@@ -256,8 +293,9 @@ fn read_object(
     let location = object.location.to_string();
     match &object.location {
         _ if let Some(part) = &object.part => {
-            let file = part_file(object, &location)?;
-            read_part(&file, object.size, part, &location, decoder, emit)
+            let source = part_source(object, part, context, &location)?;
+            let stream = pending.map(|p| Box::new(p) as Box<dyn ByteStream>);
+            read_part(&source, part, stream, decoder, emit)
         }
         ObjectLocation::Stdin => match STDIN_SPOOL.get() {
             Some(spool) => read_file_text(spool, &location, decoder, emit),

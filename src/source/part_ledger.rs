@@ -16,12 +16,13 @@
 //! did, from where the other part's own reading has got to, and a part counted by one is
 //! counted for all. So the worst case is the pass up front, done later.
 
-use std::fs::File;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::text_parts::{Pass, map_range, pass};
+use super::part_source::PartSource;
+use super::text_parts::Pass;
+use crate::error::Result;
 
 /// Rows the parts of one file hold back in memory while their starts are not known yet;
 /// each part may hold its share, and never less than [`PART_HOLD_MIN`] nor more than
@@ -33,6 +34,10 @@ const PART_HOLD_MAX: usize = 64 << 20;
 /// How long a part waits for the parts before it without seeing any of them progress
 /// before it counts their lines itself. Each step of progress is a few MB decoded.
 const STALL: Duration = Duration::from_millis(50);
+
+/// The same for parts streamed from S3, where counting a part means fetching it again and a
+/// request's first bytes may take a while.
+pub(crate) const STREAMED_STALL: Duration = Duration::from_secs(2);
 
 /// The shared record of one file's parts; cheap to clone.
 #[derive(Clone)]
@@ -68,13 +73,13 @@ enum Slot {
     Counted(Arc<Pass>),
 }
 
-/// How far a part being read has got: the first `offset` bytes of the part hold `lines`
-/// lines (ended by a newline), and `last_header` is the last header line among them
-/// (numbered from the part's first line). A part after it that has to count the part's
-/// lines counts only the bytes after `offset`.
+/// How far a part being read has got: its lines before byte `at` of the file (a line
+/// start) are `lines` (ended by a newline), and `last_header` is the last header line among
+/// them (numbered from the part's first line). A part after it that has to count the part's
+/// lines counts only from `at`.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Checkpoint {
-    pub offset: usize,
+    pub at: u64,
     pub lines: u64,
     pub last_header: Option<(u64, String)>,
 }
@@ -124,7 +129,7 @@ impl PartLedger {
         self.0.hold_limit.store(bytes, Ordering::Relaxed);
     }
 
-    #[cfg(test)]
+    /// How long a part waits without seeing the parts before it progress.
     pub fn set_stall(&self, stall: Duration) {
         self.0
             .stall_ms
@@ -168,14 +173,14 @@ impl PartLedger {
 
     /// The start of part `index`: from the parts before it. With `wait`, parts being read
     /// are waited for while they progress; any part still uncounted is then counted here,
-    /// from `file` (`size` bytes, as when it was cut), unless another part is counting it.
-    pub fn start_of(
+    /// from `source` (the file or object the parts were cut from), unless another part is
+    /// counting it.
+    pub(super) fn start_of(
         &self,
         index: u32,
-        file: &File,
-        size: u64,
+        source: &PartSource,
         wait: bool,
-    ) -> std::io::Result<PartStart> {
+    ) -> Result<PartStart> {
         let mut state = self.state();
         let index = (index as usize).min(state.slots.len());
         if wait {
@@ -206,7 +211,7 @@ impl PartLedger {
                     drop(state);
                     // Should counting panic, the claim is let go: nobody waits for it forever.
                     let claim = Claim { ledger: self, j };
-                    let counted = self.count_lines(j, file, size).map(|c| self.count(j, c));
+                    let counted = self.count_lines(j, source).map(|c| self.count(j, c));
                     drop(claim);
                     counted?;
                     self.0.counted_for_others.fetch_add(1, Ordering::Relaxed);
@@ -233,18 +238,16 @@ impl PartLedger {
 
     /// Counts the lines of part `j` and finds its last header: the pass of text_parts.rs,
     /// over the bytes the part's own reading has not got to yet.
-    fn count_lines(&self, j: usize, file: &File, size: u64) -> std::io::Result<Pass> {
+    fn count_lines(&self, j: usize, source: &PartSource) -> Result<Pass> {
         let read = match &self.state().slots[j] {
             Slot::Reading(Some(checkpoint)) => Some(checkpoint.clone()),
             _ => None,
         };
         let (start, end) = self.0.ranges[j];
-        let offset = read
-            .as_ref()
-            .map_or(0, |r| r.offset as u64)
-            .min(end - start);
-        let (map, at) = map_range(file, size, start + offset, end)?;
-        let rest = pass(&map[at..], j == 0 && offset == 0, self.0.max_line_len);
+        let rest = match &read {
+            Some(read) => source.count(read.at, end, true, self.0.max_line_len)?,
+            None => source.count(start, end, start == 0, self.0.max_line_len)?,
+        };
         Ok(match read {
             None => rest,
             Some(read) => Pass {
@@ -360,58 +363,77 @@ impl Drop for Reading {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+
     use super::*;
+    use crate::source::part_source::FileRanges;
+    use crate::source::text_parts::pass;
     use crate::source::text_parts::tests::awkward_file;
 
     /// The awkward file of text_parts.rs written out, and where a cut at `num / den` of it
     /// falls (a line start).
-    fn two_parts(num: usize, den: usize) -> (Vec<u8>, tempfile::TempDir, File, usize) {
+    fn two_parts(num: usize, den: usize) -> (Vec<u8>, tempfile::TempDir, PartSource, usize) {
         let bytes = awkward_file();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.log");
         std::fs::write(&path, &bytes).unwrap();
         let file = File::open(&path).unwrap();
+        let source = PartSource::mapped("big.log", file, bytes.len() as u64);
         let at = bytes.len() * num / den;
         let cut = bytes[..at].iter().rposition(|&b| b == b'\n').unwrap() + 1;
-        (bytes, dir, file, cut)
+        (bytes, dir, source, cut)
     }
 
     /// A part counted by the part after it from where its own reading has got gives what
-    /// counting it whole gives, from any line it may have got to.
+    /// counting it whole gives, from any line it may have got to; so does a part cut at a
+    /// nominal offset and streamed.
     #[test]
     fn a_part_is_counted_from_where_its_reading_got_to() {
-        let (bytes, _dir, file, cut) = two_parts(2, 3);
+        let (bytes, dir, mapped, cut) = two_parts(2, 3);
         let size = bytes.len() as u64;
-        let ranges = vec![(0, cut as u64), (cut as u64, size)];
+        let streamed = PartSource::streamed(
+            "big.log",
+            Arc::new(FileRanges {
+                path: dir.path().join("big.log"),
+                size,
+            }),
+            size,
+        );
         let whole = pass(&bytes[..cut], true, 200);
-        let fresh = PartLedger::new(ranges.clone(), 200);
-        let start = fresh.start_of(1, &file, size, false).unwrap();
-        assert_eq!(start.lines_before, whole.lines);
-        assert_eq!(start.header, whole.last_header);
-        assert!(start.header.is_some());
-        let line_starts = (0..cut).filter(|&i| i == 0 || bytes[i - 1] == b'\n');
-        for offset in line_starts {
-            let ledger = PartLedger::new(ranges.clone(), 200);
-            let reading = ledger.reading(0);
-            let read = pass(&bytes[..offset], true, 200);
-            reading.advanced(Checkpoint {
-                offset,
-                lines: read.lines,
-                last_header: read.last_header,
-            });
-            assert_eq!(
-                ledger.start_of(1, &file, size, false).unwrap(),
-                start,
-                "{offset}"
-            );
-            assert_eq!(ledger.counted_for_others(), 1);
+        // Cut at the line start, or (streamed) anywhere in the line before it.
+        let line_before = bytes[..cut - 1].iter().rposition(|&b| b == b'\n').unwrap() + 1;
+        let nominal = (line_before + 1..=cut).map(|c| (&streamed, c as u64));
+        for (source, cut_at) in std::iter::once((&mapped, cut as u64)).chain(nominal) {
+            let ranges = vec![(0, cut_at), (cut_at, size)];
+            let fresh = PartLedger::new(ranges.clone(), 200);
+            let start = fresh.start_of(1, source, false).unwrap();
+            assert_eq!(start.lines_before, whole.lines, "{cut_at}");
+            assert_eq!(start.header, whole.last_header);
+            assert!(start.header.is_some());
+            let line_starts = (0..cut).filter(|&i| i == 0 || bytes[i - 1] == b'\n');
+            for at in line_starts {
+                let ledger = PartLedger::new(ranges.clone(), 200);
+                let reading = ledger.reading(0);
+                let read = pass(&bytes[..at], true, 200);
+                reading.advanced(Checkpoint {
+                    at: at as u64,
+                    lines: read.lines,
+                    last_header: read.last_header,
+                });
+                assert_eq!(
+                    ledger.start_of(1, source, false).unwrap(),
+                    start,
+                    "{cut_at} {at}"
+                );
+                assert_eq!(ledger.counted_for_others(), 1);
+            }
         }
     }
 
     /// A part being read is waited for while it progresses; one that stops is not.
     #[test]
     fn a_part_waits_only_for_parts_that_progress() {
-        let (bytes, _dir, file, cut) = two_parts(1, 2);
+        let (bytes, _dir, source, cut) = two_parts(1, 2);
         let size = bytes.len() as u64;
         let ranges = vec![(0, cut as u64), (cut as u64, size)];
         let whole = pass(&bytes[..cut], true, 200);
@@ -421,12 +443,12 @@ mod tests {
         ledger.set_stall(Duration::from_secs(5));
         let reading = ledger.reading(0);
         let start = std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| ledger.start_of(1, &file, size, true).unwrap());
+            let waiter = scope.spawn(|| ledger.start_of(1, &source, true).unwrap());
             for step in 1..4 {
                 std::thread::sleep(Duration::from_millis(20));
                 reading.advanced(Checkpoint {
-                    offset: step,
-                    lines: step as u64,
+                    at: step,
+                    lines: step,
                     last_header: None,
                 });
             }
@@ -438,7 +460,7 @@ mod tests {
         // Stalled: counted by the part after it.
         let ledger = PartLedger::new(ranges, 200);
         let _stalled = ledger.reading(0);
-        let start = ledger.start_of(1, &file, size, true).unwrap();
+        let start = ledger.start_of(1, &source, true).unwrap();
         assert_eq!(start.lines_before, whole.lines);
         assert_eq!(ledger.counted_for_others(), 1);
     }

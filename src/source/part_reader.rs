@@ -1,10 +1,10 @@
-//! Reads a part of a large plain-text file (see text_parts.rs): from a known start, or
-//! from an assumed one that the parts before it confirm (see part_ledger.rs).
+//! Reads a part of a large plain-text file or object (see text_parts.rs): from a known
+//! start, or from an assumed one that the parts before it confirm (see part_ledger.rs).
 //!
-//! The file is mapped into memory and the decoder reads the mapping: no copy through a
-//! buffer, which is a good share of the time at these speeds.
+//! A local file is mapped into memory and the decoder reads the mapping: no copy through
+//! a buffer, which is a good share of the time at these speeds. An S3 object's part is
+//! streamed (see part_source.rs).
 
-use std::fs::File;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -14,45 +14,39 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use super::object::TextPart;
 use super::object_reader::{LineFeed, ReadContext};
 use super::part_ledger::{Checkpoint, PartLedger, PartStart, Reading};
+use super::part_source::{ByteStream, PartSource};
 use super::scan_stats::ScanStats;
-use super::text_parts::map_range;
 use crate::decode::{Decoder, DecoderOptions};
 use crate::error::{Error, Result};
 
-/// How much of a mapped part the decoder is handed at a time (it keeps no copy of whole
-/// lines, only of a line cut by a chunk's end); also how often a part reports progress.
-/// Tests hand it over in small chunks, so that parts report progress and carry lines.
-const MAPPED_CHUNK: usize = if cfg!(test) { 100 } else { 4 << 20 };
-
 /// Reads a part whose start is known, with `decoder` (which may hold rows of earlier
 /// objects). When the part shares a ledger, the parts after it learn what it holds.
+/// `stream`: the part's bytes, when their request was sent ahead.
 pub(super) fn read_part(
-    file: &File,
-    size: u64,
+    source: &PartSource,
     part: &TextPart,
-    location: &str,
+    stream: Option<Box<dyn ByteStream>>,
     decoder: &mut Decoder,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
-    let (map, at) =
-        map_range(file, size, part.start, part.end).map_err(|e| Error::io(location, e))?;
-    let bytes = &map[at..];
     let header = part
         .header
         .as_ref()
         .map(|(line, text)| (*line, text.as_str()));
-    decoder.start_part(location, Some(part.lines_before), header)?;
+    decoder.start_part(source.location(), Some(part.lines_before), header)?;
     let reading = part.ledger.as_ref().map(|l| l.reading(part.index));
     let mut lines = LineFeed::default();
-    let mut offset = 0;
-    for chunk in bytes.chunks(MAPPED_CHUNK) {
+    let read = source.read_lines(part.start, part.end, false, stream, &mut |chunk, after| {
         if lines.chunk_ref(chunk, decoder, emit)?.is_break() {
             return Ok(ControlFlow::Break(()));
         }
-        offset += chunk.len();
         if let Some(reading) = &reading {
-            report_progress(reading, decoder, offset, part.lines_before);
+            report_progress(reading, decoder, after, part.lines_before);
         }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if read.is_break() {
+        return Ok(ControlFlow::Break(()));
     }
     let flow = lines.end(decoder, emit)?;
     if let Some(reading) = reading {
@@ -73,15 +67,15 @@ pub(super) fn read_part(
 /// start.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn read_assumed_part(
-    file: &File,
-    size: u64,
+    source: &PartSource,
     part: &TextPart,
-    location: &str,
+    stream: Option<Box<dyn ByteStream>>,
     options: &DecoderOptions,
     context: &ReadContext,
     stats: &ScanStats,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>> {
+    let location = source.location();
     let Some(ledger) = &part.ledger else {
         // Parts are cut this way only for plans read where they were made.
         return Err(Error::invalid(
@@ -89,9 +83,6 @@ pub(super) fn read_assumed_part(
             format!("{part} was cut without counting the lines before it, in another process"),
         ));
     };
-    let io = |e| Error::io(location, e);
-    let (map, at) = map_range(file, size, part.start, part.end).map_err(io)?;
-    let bytes = &map[at..];
     let assumed = part.header.as_ref();
     let mut decoder = Decoder::new(options.clone());
     decoder.start_part(location, None, assumed.map(|(l, t)| (*l, t.as_str())))?;
@@ -99,20 +90,20 @@ pub(super) fn read_assumed_part(
 
     let mut held = Held::new(ledger, context, location);
     let decoded = (|| -> Result<ControlFlow<()>> {
-        let mut pass_on = |batch| held.pass_on(batch, part, file, size, emit);
+        let mut pass_on = |batch| held.pass_on(batch, part, source, emit);
         let mut lines = LineFeed::default();
-        let mut offset = 0;
-        for chunk in bytes.chunks(MAPPED_CHUNK) {
-            if lines
-                .chunk_ref(chunk, &mut decoder, &mut pass_on)?
-                .is_break()
-            {
-                return Ok(ControlFlow::Break(()));
-            }
-            offset += chunk.len();
-            report_progress(&reading, &decoder, offset, 0);
-        }
-        if lines.end(&mut decoder, &mut pass_on)?.is_break() {
+        let read =
+            source.read_lines(part.start, part.end, false, stream, &mut |chunk, after| {
+                if lines
+                    .chunk_ref(chunk, &mut decoder, &mut pass_on)?
+                    .is_break()
+                {
+                    return Ok(ControlFlow::Break(()));
+                }
+                report_progress(&reading, &decoder, after, 0);
+                Ok(ControlFlow::Continue(()))
+            })?;
+        if read.is_break() || lines.end(&mut decoder, &mut pass_on)?.is_break() {
             return Ok(ControlFlow::Break(()));
         }
         Ok(match decoder.flush()? {
@@ -121,7 +112,7 @@ pub(super) fn read_assumed_part(
         })
     })();
     if let Some(error) = held.failed.take() {
-        return Err(io(error));
+        return Err(error);
     }
     let start = match (decoded, held.start.take()) {
         // Renumbered and read again from its start, the part fails as reading the file whole
@@ -137,7 +128,7 @@ pub(super) fn read_assumed_part(
             reading.counted(decoder.lines(), header);
             let start = match start {
                 Some(start) => start,
-                None => ledger.start_of(part.index, file, size, true).map_err(io)?,
+                None => ledger.start_of(part.index, source, true)?,
             };
             if start.agrees_with(assumed) {
                 if held.release(emit).is_break() {
@@ -152,17 +143,17 @@ pub(super) fn read_assumed_part(
     drop(held);
     let start = match start {
         Some(start) => start,
-        None => ledger.start_of(part.index, file, size, true).map_err(io)?,
+        None => ledger.start_of(part.index, source, true)?,
     };
-    read_from(file, size, part, start, location, options, stats, emit)
+    read_from(source, part, start, options, stats, emit)
 }
 
 /// Tells the parts after this one how far it has been read: up to the line the decoder
-/// carries (unless that line is too long to say where it starts), `offset` bytes in.
-fn report_progress(reading: &Reading, decoder: &Decoder, offset: usize, lines_before: u64) {
+/// carries (unless that line is too long to say where it starts), of the bytes before `at`.
+fn report_progress(reading: &Reading, decoder: &Decoder, at: u64, lines_before: u64) {
     if let Some(carried) = decoder.carried() {
         reading.advanced(Checkpoint {
-            offset: offset - carried,
+            at: at - carried as u64,
             lines: decoder.lines() - lines_before,
             last_header: decoder
                 .last_header()
@@ -172,13 +163,10 @@ fn report_progress(reading: &Reading, decoder: &Decoder, offset: usize, lines_be
 }
 
 /// Reads `part` again from its now known `start`.
-#[allow(clippy::too_many_arguments)]
 fn read_from(
-    file: &File,
-    size: u64,
+    source: &PartSource,
     part: &TextPart,
     start: PartStart,
-    location: &str,
     options: &DecoderOptions,
     stats: &ScanStats,
     emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
@@ -193,7 +181,7 @@ fn read_from(
         ..part.clone()
     };
     let mut decoder = Decoder::new(options.clone());
-    if read_part(file, size, &known, location, &mut decoder, emit)?.is_break() {
+    if read_part(source, &known, None, &mut decoder, emit)?.is_break() {
         return Ok(ControlFlow::Break(()));
     }
     if let Some(batch) = decoder.flush()?
@@ -201,7 +189,7 @@ fn read_from(
     {
         return Ok(ControlFlow::Break(()));
     }
-    record(stats, location, part, &mut decoder, 0);
+    record(stats, source.location(), part, &mut decoder, 0);
     Ok(ControlFlow::Continue(()))
 }
 
@@ -242,7 +230,7 @@ struct Held<'a> {
     wanted: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
     /// The start, once known: batches then go straight on (if it agrees with the assumed).
     start: Option<PartStart>,
-    failed: Option<std::io::Error>,
+    failed: Option<Error>,
 }
 
 impl<'a> Held<'a> {
@@ -263,14 +251,14 @@ impl<'a> Held<'a> {
     }
 
     /// Holds `batch`, or passes it on once the start is known. Past the ledger's limit the
-    /// start is found out now (counting the parts before that are not read yet): either
-    /// the held rows go on, or the part stops to be read again.
+    /// start is found out now (counting the parts before that are not read yet, or, when
+    /// counting means fetching them again, waiting while they are read): either the held
+    /// rows go on, or the part stops to be read again.
     fn pass_on(
         &mut self,
         batch: RecordBatch,
         part: &TextPart,
-        file: &File,
-        size: u64,
+        source: &PartSource,
         emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         if self.start.is_some() {
@@ -292,7 +280,10 @@ impl<'a> Held<'a> {
         if charged && self.bytes <= self.ledger.hold_limit() {
             return ControlFlow::Continue(());
         }
-        match self.ledger.start_of(part.index, file, size, false) {
+        match self
+            .ledger
+            .start_of(part.index, source, source.is_streamed())
+        {
             Ok(start) => {
                 let agrees = start.agrees_with(part.header.as_ref());
                 self.start = Some(start);

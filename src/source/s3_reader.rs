@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::object_reader::read_text;
+use super::part_source::{ByteStream, RangedObject};
 use super::s3_client::{access_denied_message, s3_error, stall_timeout};
 use super::s3_url::S3Url;
 use crate::decode::Decoder;
@@ -42,6 +43,18 @@ pub(crate) struct PendingGet {
 }
 
 pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> PendingGet {
+    start_get_from(client, handle, url, 0, None)
+}
+
+/// [`start_get`] of the object's bytes from `from` on, of version `etag` when given (a
+/// changed object then fails with 412 rather than mixing two versions' bytes).
+fn start_get_from(
+    client: &Client,
+    handle: &Handle,
+    url: &S3Url,
+    from: u64,
+    etag: Option<String>,
+) -> PendingGet {
     let (tx, rx) = mpsc::channel(BUFFERS_AHEAD);
     let client = client.clone();
     let url = url.clone();
@@ -52,6 +65,8 @@ pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> Pendin
                 .get_object()
                 .bucket(&url.bucket)
                 .key(&url.key)
+                .set_range((from > 0).then(|| format!("bytes={from}-")))
+                .set_if_match(etag.clone())
                 .send()
                 .await;
             match sent {
@@ -87,7 +102,7 @@ pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> Pendin
         let room = |left: usize| left.clamp(1, BUFFER + PIECE);
         // A body that breaks off or stalls is resumed where it stopped, with a range request
         // for the same version of the object (If-Match on its ETag).
-        let etag = output.e_tag().map(str::to_string);
+        let etag = output.e_tag().map(str::to_string).or(etag);
         let mut received: u64 = 0;
         let mut resumes = 0;
         let mut body = output.body;
@@ -123,7 +138,7 @@ pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> Pendin
                         .get_object()
                         .bucket(&url.bucket)
                         .key(&url.key)
-                        .range(format!("bytes={received}-"))
+                        .range(format!("bytes={}-", from + received))
                         .set_if_match(etag.clone())
                         .send()
                         .await;
@@ -165,6 +180,74 @@ pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> Pendin
         }
     });
     PendingGet { rx }
+}
+
+impl ByteStream for PendingGet {
+    fn next_bytes(&mut self) -> Result<Option<Bytes>> {
+        self.rx.blocking_recv().transpose()
+    }
+}
+
+/// One version of an S3 object, read from any offset (the parts of a large object).
+pub(crate) struct S3Ranges {
+    client: Client,
+    handle: Handle,
+    url: S3Url,
+    etag: Option<String>,
+}
+
+impl S3Ranges {
+    pub fn new(client: &Client, handle: &Handle, url: &S3Url, etag: Option<String>) -> Self {
+        S3Ranges {
+            client: client.clone(),
+            handle: handle.clone(),
+            url: url.clone(),
+            etag,
+        }
+    }
+
+    pub fn get_from(&self, offset: u64) -> PendingGet {
+        start_get_from(
+            &self.client,
+            &self.handle,
+            &self.url,
+            offset,
+            self.etag.clone(),
+        )
+    }
+}
+
+impl RangedObject for S3Ranges {
+    fn bytes_from(&self, offset: u64) -> Box<dyn ByteStream> {
+        Box::new(self.get_from(offset))
+    }
+}
+
+/// The first `len` bytes of an object (fewer when it is smaller) and its ETag: what
+/// planning looks at before it cuts a large object into parts. Blocks on `handle`: called
+/// off the runtime.
+pub(crate) fn peek(
+    client: &Client,
+    handle: &Handle,
+    url: &S3Url,
+    len: u64,
+) -> Result<(Bytes, Option<String>)> {
+    handle.block_on(async {
+        let output = client
+            .get_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .range(format!("bytes=0-{}", len.saturating_sub(1)))
+            .send()
+            .await
+            .map_err(|e| s3_error(url.to_string(), &e))?;
+        let etag = output.e_tag().map(str::to_string);
+        let head = output.body.collect().await.map_err(|e| Error::S3 {
+            location: url.to_string(),
+            message: super::s3_client::root_cause(&e),
+        })?;
+        Ok((head.into_bytes(), etag))
+    })
 }
 
 /// Whether a failed request may succeed when sent again: throttling (503 SlowDown), a

@@ -10,18 +10,26 @@
 //! themselves as they are read (see part_ledger.rs). The pass looks at a line only when it
 //! starts the way a header does, yet it was a fifth of a query's time on one large file.
 //!
-//! Only what can be mapped is split: local files, and standard input when it is a file (a
-//! redirect, or the copy detection makes of a pipe; it is cut from where it stands). A pipe
-//! and S3 objects are read in one piece.
+//! Local files are cut at line starts, and so is standard input when it is a file (a
+//! redirect, or the copy detection makes of a pipe; it is cut from where it stands). S3
+//! objects are cut at nominal offsets, once their first bytes show plain text, and their
+//! parts are streamed (see part_source.rs); only parts that learn their starts as they are
+//! read are cut from S3 objects (a pass up front would download the object first). A
+//! pipe is read in one piece.
 
 use std::fs::File;
 
 use rayon::prelude::*;
+use tokio::runtime::Handle;
 
+use super::S3Access;
 use super::object::{ObjectLocation, ObjectRef, TextPart};
 use super::object_reader::{ends_lines_with_bare_cr, other_compression, stdin_as_file};
-use super::part_ledger::PartLedger;
+use super::part_ledger::{PartLedger, STREAMED_STALL};
+use super::s3_reader::peek;
+use super::s3_url::S3Url;
 use crate::decode::header_text;
+use crate::error::Result;
 
 /// Parts are never smaller than this: below it one core reads a file faster than the
 /// setting up of another partition pays for.
@@ -37,16 +45,20 @@ pub(crate) enum PartStarts {
     Assumed,
 }
 
-/// Splits the large plain-text local files (and standard input when it is a file) among
-/// `objects` into parts, so that `partitions` partitions share the bytes; the other objects
-/// pass unchanged. A file that cannot be looked at now is left whole: reading it names the
-/// problem.
+/// What planning reads the start of an S3 object from, to tell whether it is plain text.
+const PEEK: u64 = 64 << 10;
+
+/// Splits the large plain-text local files (and standard input when it is a file) and S3
+/// objects (through `s3`, called off the runtime) among `objects` into parts, so that
+/// `partitions` partitions share the bytes; the other objects pass unchanged. A file that
+/// cannot be looked at now is left whole: reading it names the problem.
 pub(crate) fn split_large_files(
     objects: Vec<ObjectRef>,
     partitions: usize,
     max_line_len: usize,
     min_part: u64,
     starts: PartStarts,
+    s3: Option<&(S3Access, Handle)>,
 ) -> Vec<ObjectRef> {
     if partitions < 2 {
         return objects;
@@ -89,6 +101,14 @@ pub(crate) fn split_large_files(
                         None
                     })
             }
+            (ObjectLocation::S3(url), _) if starts == PartStarts::Assumed => s3
+                .and_then(|s3| {
+                    s3_parts(s3, url, object.size, count, max_line_len).unwrap_or_else(|e| {
+                        tracing::debug!("read in one piece: {e}");
+                        None
+                    })
+                })
+                .map(|parts| (parts, object.size)),
             _ => None,
         };
         match parts {
@@ -117,14 +137,7 @@ fn parts_of(
 ) -> std::io::Result<Option<Vec<TextPart>>> {
     let (map, at) = map_range(file, size, base, size)?;
     let bytes: &[u8] = &map[at..];
-    let head = &bytes[..bytes.len().min(64 << 10)];
-    let plain = !head.starts_with(&[0x1f, 0x8b])
-        && !head.starts_with(b"PAR1")
-        && other_compression(head).is_none()
-        // A file whose lines end in a bare CR is read in one piece (rare, and its line
-        // ends would have to be found differently).
-        && ends_lines_with_bare_cr(head) == Some(false);
-    if !plain {
+    if !plain_text(&bytes[..bytes.len().min(PEEK as usize)]) {
         return Ok(None);
     }
     let mut bounds = vec![0];
@@ -142,7 +155,16 @@ fn parts_of(
         return Ok(None);
     }
     if starts == PartStarts::Assumed {
-        return Ok(Some(assumed_parts(bytes, base, &bounds, max_line_len)));
+        let ranges = bounds
+            .windows(2)
+            .map(|w| (base + w[0] as u64, base + w[1] as u64))
+            .collect();
+        return Ok(Some(assumed_parts(
+            bytes,
+            ranges,
+            max_line_len,
+            CutAt::LineStarts,
+        )));
     }
     // The pass covers every part but the last (no part after it needs its lines or
     // headers), cut again at line starts into a piece per thread, so that all cores share
@@ -184,23 +206,83 @@ fn parts_of(
             lines_before,
             header,
             assumed: false,
+            nominal: false,
+            etag: None,
             ledger: None,
         });
     }
     Ok(Some(parts))
 }
 
-/// Parts at `bounds` (offsets in `bytes`, which stand at `base` in the file) that learn
-/// their starts as they are read: the first part is counted from the file's start, and each
-/// other part assumes the file's first header (if its first line is one) governs it.
-fn assumed_parts(bytes: &[u8], base: u64, bounds: &[usize], max_line_len: usize) -> Vec<TextPart> {
-    let first_line = &bytes[..memchr::memchr(b'\n', bytes).unwrap_or(bytes.len())];
+/// Whether the first bytes of a file (`head`) show plain text with newline line ends.
+fn plain_text(head: &[u8]) -> bool {
+    !head.starts_with(&[0x1f, 0x8b])
+        && !head.starts_with(b"PAR1")
+        && other_compression(head).is_none()
+        // A file whose lines end in a bare CR is read in one piece (rare, and its line
+        // ends would have to be found differently).
+        && ends_lines_with_bare_cr(head) == Some(false)
+}
+
+/// `count` parts of a large S3 object that is plain text, cut at nominal offsets; `None`
+/// when it is not (its name says gzip or Parquet, or its first bytes say it is no text).
+fn s3_parts(
+    s3: &(S3Access, Handle),
+    url: &S3Url,
+    size: u64,
+    count: u64,
+    max_line_len: usize,
+) -> Result<Option<Vec<TextPart>>> {
+    if url.key.ends_with(".gz") || url.key.ends_with(".parquet") {
+        return Ok(None);
+    }
+    let (head, etag) = peek(&s3.0.0, &s3.1, url, PEEK)?;
+    Ok(plain_text(&head).then(|| nominal_parts(&head, size, count, max_line_len, etag)))
+}
+
+/// `count` parts of `size` bytes cut at nominal offsets (see part_source.rs); `head`: the
+/// first bytes.
+fn nominal_parts(
+    head: &[u8],
+    size: u64,
+    count: u64,
+    max_line_len: usize,
+    etag: Option<String>,
+) -> Vec<TextPart> {
+    let at = |k: u64| (u128::from(size) * u128::from(k) / u128::from(count)) as u64;
+    let ranges = (0..count).map(|k| (at(k), at(k + 1))).collect();
+    assumed_parts(head, ranges, max_line_len, CutAt::Nominal { etag })
+}
+
+/// Where a file's parts were cut.
+enum CutAt {
+    LineStarts,
+    /// Anywhere (see part_source.rs), in the object's version `etag` if it is known.
+    Nominal {
+        etag: Option<String>,
+    },
+}
+
+/// Parts at `ranges` that learn their starts as they are read: the first part is counted
+/// from the file's start, and each other part assumes the file's first header (if its first
+/// line, in `head`, is one) governs it.
+fn assumed_parts(
+    head: &[u8],
+    ranges: Vec<(u64, u64)>,
+    max_line_len: usize,
+    cut: CutAt,
+) -> Vec<TextPart> {
+    let first_line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
     let first_header = header_text(first_line, true, max_line_len).map(|t| (1, t.to_string()));
-    let ranges: Vec<(u64, u64)> = bounds
-        .windows(2)
-        .map(|w| (base + w[0] as u64, base + w[1] as u64))
-        .collect();
     let ledger = PartLedger::new(ranges.clone(), max_line_len);
+    let (nominal, etag) = match cut {
+        CutAt::LineStarts => (false, None),
+        // Counting a part before means fetching it again: wait longer for its progress.
+        CutAt::Nominal { etag } => {
+            ledger.set_stall(STREAMED_STALL);
+            (true, etag)
+        }
+    };
     let count = ranges.len() as u32;
     ranges
         .into_iter()
@@ -213,6 +295,8 @@ fn assumed_parts(bytes: &[u8], base: u64, bounds: &[usize], max_line_len: usize)
             lines_before: 0,
             header: first_header.clone().filter(|_| index > 0),
             assumed: index > 0,
+            nominal,
+            etag: etag.clone(),
             ledger: Some(ledger.clone()),
         })
         .collect()
@@ -537,6 +621,51 @@ pub(super) mod tests {
         write_file(text.as_bytes())
     }
 
+    /// How a test cuts a file.
+    #[derive(Clone, Copy, Debug)]
+    enum Cut {
+        /// At line starts, counted up front.
+        Counted,
+        /// At line starts, learnt as parts are read.
+        Assumed,
+        /// At nominal offsets, learnt as parts are read, and streamed: as S3 objects are.
+        Nominal,
+    }
+
+    /// `objects` cut for `partitions` partitions (parts of any size).
+    fn split(objects: Vec<ObjectRef>, partitions: usize, cut: Cut) -> Vec<ObjectRef> {
+        let starts = match cut {
+            Cut::Counted => PartStarts::Counted,
+            Cut::Assumed => PartStarts::Assumed,
+            Cut::Nominal => {
+                return objects
+                    .into_iter()
+                    .flat_map(|object| nominal(&object, partitions))
+                    .collect();
+            }
+        };
+        split_large_files(objects, partitions, 200, 1, starts, None)
+    }
+
+    /// A local plain-text file cut as an S3 object is: at nominal offsets, streamed.
+    fn nominal(object: &ObjectRef, partitions: usize) -> Vec<ObjectRef> {
+        let ObjectLocation::Path(path) = &object.location else {
+            unreachable!("tests cut local files")
+        };
+        let bytes = std::fs::read(path).unwrap();
+        let count = (partitions as u64).min(object.size);
+        if count < 2 || !plain_text(&bytes[..bytes.len().min(PEEK as usize)]) {
+            return vec![object.clone()];
+        }
+        nominal_parts(&bytes, object.size, count, 200, None)
+            .into_iter()
+            .map(|part| ObjectRef {
+                part: Some(part),
+                ..object.clone()
+            })
+            .collect()
+    }
+
     fn ledger_of(objects: &[ObjectRef]) -> &PartLedger {
         objects[0].part.as_ref().unwrap().ledger.as_ref().unwrap()
     }
@@ -552,17 +681,21 @@ pub(super) mod tests {
         assert!(whole.0.iter().any(|r| r.contains("eni-last")));
         assert_eq!(whole.5.len(), 1, "{whole:?}");
         let cases = [
-            (PartStarts::Counted, None, None),
-            (PartStarts::Assumed, None, None),
-            // Every part holds almost nothing back: it counts the parts before it at once,
-            // past its limit or past what the memory pool gives.
-            (PartStarts::Assumed, Some(0), None),
-            (PartStarts::Assumed, None, Some(100)),
+            (Cut::Counted, None, None),
+            (Cut::Assumed, None, None),
+            (Cut::Nominal, None, None),
+            // Every part holds almost nothing back: it counts the parts before it at once
+            // (or, streamed, waits for them while they progress), past its limit or past
+            // what the memory pool gives.
+            (Cut::Assumed, Some(0), None),
+            (Cut::Assumed, None, Some(100)),
+            (Cut::Nominal, Some(0), None),
+            (Cut::Nominal, None, Some(100)),
         ];
-        for (starts, hold_limit, pool) in cases {
+        for (cut, hold_limit, pool) in cases {
             for partitions in [2, 3, 5, 8, 40] {
                 for order in [Order::Forwards, Order::Backwards, Order::Together] {
-                    let objects = split_large_files(vec![file.clone()], partitions, 200, 1, starts);
+                    let objects = split(vec![file.clone()], partitions, cut);
                     assert!(objects.len() > 1, "{partitions}: not split");
                     if let Some(limit) = hold_limit {
                         ledger_of(&objects).set_hold_limit(limit);
@@ -573,13 +706,14 @@ pub(super) mod tests {
                         .map(|p| p.start)
                         .collect();
                     assert!(
-                        starts_at
-                            .iter()
-                            .all(|&s| s == 0 || bytes[s as usize - 1] == b'\n'),
+                        matches!(cut, Cut::Nominal)
+                            || starts_at
+                                .iter()
+                                .all(|&s| s == 0 || bytes[s as usize - 1] == b'\n'),
                         "{partitions}: {starts_at:?}"
                     );
                     let case =
-                        format!("{starts:?} {hold_limit:?} {pool:?} {partitions} parts {order:?}");
+                        format!("{cut:?} {hold_limit:?} {pool:?} {partitions} parts {order:?}");
                     assert_eq!(read_with(&objects, order, pool), whole, "{case}");
                 }
             }
@@ -593,7 +727,7 @@ pub(super) mod tests {
     fn a_part_past_its_hold_limit_or_the_memory_pool_counts_the_parts_before_it() {
         let (_dir, file) = steady_file();
         for (hold_limit, pool) in [(Some(0), None), (None, Some(100))] {
-            let objects = split_large_files(vec![file.clone()], 2, 200, 1, PartStarts::Assumed);
+            let objects = split(vec![file.clone()], 2, Cut::Assumed);
             let ledger = ledger_of(&objects);
             if let Some(limit) = hold_limit {
                 ledger.set_hold_limit(limit);
@@ -626,7 +760,7 @@ pub(super) mod tests {
     #[test]
     fn a_part_holding_its_rows_stops_when_nobody_wants_them() {
         let (_dir, file) = steady_file();
-        let objects = split_large_files(vec![file], 2, 200, 1, PartStarts::Assumed);
+        let objects = split(vec![file], 2, Cut::Assumed);
         let ledger = ledger_of(&objects);
         ledger.set_stall(std::time::Duration::from_secs(30));
         let _stalled = ledger.reading(0);
@@ -709,9 +843,12 @@ pub(super) mod tests {
             let (_dir, file) = write_file(text.as_bytes());
             let whole = read(std::slice::from_ref(&file), Order::Forwards);
             let partitions = rng.usize(2..12);
-            for order in [Order::Forwards, Order::Backwards, Order::Together] {
-                let objects =
-                    split_large_files(vec![file.clone()], partitions, 200, 1, PartStarts::Assumed);
+            let orders = [Order::Forwards, Order::Backwards, Order::Together];
+            for (cut, order) in [Cut::Assumed, Cut::Nominal]
+                .into_iter()
+                .flat_map(|cut| orders.map(|order| (cut, order)))
+            {
+                let objects = split(vec![file.clone()], partitions, cut);
                 if objects.len() < 2 {
                     continue;
                 }
@@ -721,7 +858,7 @@ pub(super) mod tests {
                 assert_eq!(
                     read(&objects, order),
                     whole,
-                    "case {case}, {partitions} parts, {order:?}"
+                    "case {case}, {cut:?}, {partitions} parts, {order:?}"
                 );
             }
         }
@@ -744,7 +881,7 @@ pub(super) mod tests {
             .unwrap();
         let (_dir, file) = write_file(text.as_bytes());
         let whole = read(std::slice::from_ref(&file), Order::Forwards);
-        let objects = split_large_files(vec![file], 2, 200, 1, PartStarts::Assumed);
+        let objects = split(vec![file], 2, Cut::Assumed);
         assert_eq!(objects[1].part.as_ref().unwrap().start, first.len() as u64);
         assert_eq!(read(&objects, Order::Forwards), whole);
         assert!(whole.3 > 0, "{whole:?}");
@@ -768,7 +905,7 @@ pub(super) mod tests {
         let whole = read(std::slice::from_ref(&file), Order::Forwards);
         assert!(whole.3 > 10 && whole.4.len() == 5, "{whole:?}");
         for order in [Order::Forwards, Order::Backwards, Order::Together] {
-            let objects = split_large_files(vec![file.clone()], 6, 200, 1, PartStarts::Assumed);
+            let objects = split(vec![file.clone()], 6, Cut::Assumed);
             assert_eq!(objects.len(), 6);
             assert_eq!(read(&objects, order), whole, "{order:?}");
             let ledger = ledger_of(&objects);
@@ -787,7 +924,7 @@ pub(super) mod tests {
         changed.insert_str(middle, "interface-id action bytes srcaddr\n");
         let (_dir, file) = write_file(changed.as_bytes());
         let whole = read(std::slice::from_ref(&file), Order::Forwards);
-        let objects = split_large_files(vec![file.clone()], 6, 200, 1, PartStarts::Assumed);
+        let objects = split(vec![file.clone()], 6, Cut::Assumed);
         assert_eq!(read(&objects, Order::Forwards), whole);
         assert!(ledger_of(&objects).reads_again() >= 3);
     }
@@ -809,6 +946,7 @@ pub(super) mod tests {
                 200,
                 1,
                 PartStarts::Assumed,
+                None,
             );
             assert_eq!(objects.len(), 1);
             assert!(objects[0].part.is_none());
@@ -823,6 +961,7 @@ pub(super) mod tests {
             200,
             MIN_PART,
             PartStarts::Assumed,
+            None,
         );
         assert_eq!(objects.len(), 1);
     }

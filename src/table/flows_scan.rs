@@ -49,7 +49,7 @@ pub(crate) struct S3Link {
 }
 
 impl S3Link {
-    async fn access(&self) -> S3Access {
+    pub(crate) async fn access(&self) -> S3Access {
         match &self.access {
             Some(access) => access.clone(),
             None => s3_access(&self.options).await,

@@ -201,8 +201,25 @@ impl TableProvider for FlowsTable {
             (Reporting::Session(_), false) => PartStarts::Assumed,
             _ => PartStarts::Counted,
         };
+        // Planning looks at the first bytes of S3 objects large enough to be cut.
+        let large_s3 = objects.iter().any(|o| {
+            matches!(o.location, crate::source::ObjectLocation::S3(_)) && o.size >= 2 * MIN_PART
+        });
+        let s3 = match (&self.s3, tokio::runtime::Handle::try_current()) {
+            (Some(link), Ok(handle)) if large_s3 && starts == PartStarts::Assumed => {
+                Some((link.access().await, handle))
+            }
+            _ => None,
+        };
         let objects = tokio::task::spawn_blocking(move || {
-            split_large_files(objects, partitions, max_line_len, MIN_PART, starts)
+            split_large_files(
+                objects,
+                partitions,
+                max_line_len,
+                MIN_PART,
+                starts,
+                s3.as_ref(),
+            )
         })
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -478,3 +478,47 @@ fn a_large_result_goes_up_to_s3_in_parts() {
     assert_eq!(uploaded.len(), expected.len());
     assert!(uploaded == expected);
 }
+
+/// A large plain-text object is read in parts on all cores, as a local file is: cut at
+/// nominal offsets, each part streamed by a ranged GET from the byte before it (see
+/// src/source/part_source.rs). The answer, the bad lines and their numbers are those of
+/// its gzip copy read in one piece, with a header mid-file that changes the format for the
+/// parts after it (they are read again) and without.
+#[test]
+fn a_large_plain_object_read_in_parts_answers_as_one_piece() {
+    let server = s3::Server::start();
+    let bucket = server.bucket("big");
+    std::fs::create_dir_all(bucket.join("plain")).unwrap();
+    std::fs::create_dir_all(bucket.join("gzip")).unwrap();
+    let sql = "SELECT count(*), sum(bytes), count(vpc_id), count(DISTINCT interface_id), \
+               min(srcaddr), max(dstport) FROM flows";
+    let run = |sql: &str, key: &str| {
+        let source = format!("s3://big/{key}");
+        let out = server.run(&["sql", sql, "-s", &source, "-o", "csv"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (stdout(&out), stderr(&out).replace(&source, "OBJECT"))
+    };
+    for (name, steady, bad_line) in [("changed", false, 200_002), ("steady", true, 200_001)] {
+        let text = large_plain_text(steady);
+        std::fs::write(bucket.join(format!("plain/{name}.log")), &text).unwrap();
+        let gz = gzip(text.as_bytes());
+        std::fs::write(bucket.join(format!("gzip/{name}.log.gz")), gz).unwrap();
+        let (parts, parts_err) = run(sql, &format!("plain/{name}.log"));
+        let whole = run(sql, &format!("gzip/{name}.log.gz"));
+        assert_eq!((parts.clone(), parts_err.clone()), whole, "{name}");
+        assert!(parts_err.contains("4 bad lines skipped"), "{parts_err}");
+        assert!(
+            parts_err.contains(&format!("OBJECT:{bad_line}: wrong field count")),
+            "{parts_err}"
+        );
+        let vpc_rows = if steady { ",0," } else { ",133331," };
+        assert!(parts.contains(vpc_rows), "{name}: {parts}");
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        let (plan, _) = run(&format!("EXPLAIN {sql}"), "plain/changed.log");
+        assert!(plan.contains("objects=1 ("), "{plan}");
+        assert!(plan.contains("parts of large files"), "{plan}");
+        let (plan, _) = run(&format!("EXPLAIN {sql}"), "gzip/changed.log.gz");
+        assert!(!plan.contains("parts of large files"), "{plan}");
+    }
+}

@@ -46,6 +46,33 @@ pub(crate) fn csv_rows(sources: &[&str], extra: &[&str], sql: &str) -> Vec<Strin
     );
     stdout(&out).lines().skip(1).map(str::to_string).collect()
 }
+/// 200,000 lines of the default format (about 18 MB: a large file, cut into parts on two
+/// cores or more), a bad line every 50,000, and a third of the way in a header that adds
+/// vpc-id, which the lines after it carry; `steady`: without that header.
+pub(crate) fn large_plain_text(steady: bool) -> String {
+    let mut text = format!("{V2_HEADER}\n");
+    let lines = 200_000;
+    for i in 0..lines {
+        let changed = !steady && i >= lines / 3;
+        if !steady && i == lines / 3 {
+            text.push_str(&format!("{V2_HEADER} vpc-id\n"));
+        }
+        let vpc = if changed { " vpc-1" } else { "" };
+        match i {
+            i if i % 50_000 == 49_999 => text.push_str("2 1 eni-bad 10.0.0.1\n"),
+            _ => text.push_str(&format!(
+                "2 123456789012 eni-{:05} 10.0.{}.{} 10.1.0.1 443 {} 6 3 {} 1700000000 1700000060 ACCEPT OK{vpc}\n",
+                i % 977,
+                i % 200,
+                i % 250,
+                1024 + i % 60000,
+                100 + i % 1500
+            )),
+        }
+    }
+    text
+}
+
 pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), Compression::default());
     enc.write_all(bytes).unwrap();
