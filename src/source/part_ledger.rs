@@ -211,6 +211,12 @@ impl PartLedger {
                     drop(state);
                     // Should counting panic, the claim is let go: nobody waits for it forever.
                     let claim = Claim { ledger: self, j };
+                    tracing::debug!(
+                        "{}: part {} counts the lines of part {} itself",
+                        source.location(),
+                        index + 1,
+                        j + 1
+                    );
                     let counted = self.count_lines(j, source).map(|c| self.count(j, c));
                     drop(claim);
                     counted?;

@@ -93,6 +93,10 @@ fn start_get_from(
                 return;
             }
         };
+        if from > 0 && !starts_at(output.content_range(), from) {
+            let _ = tx.send(Err(range_ignored(&url, from))).await;
+            return;
+        }
         // Each buffer is allocated once at its final size (network pieces are a few KB:
         // growing a buffer piece by piece would copy it over and over).
         let mut left = output
@@ -143,7 +147,13 @@ fn start_get_from(
                         .send()
                         .await;
                     match resumed {
-                        Ok(rest) => body = rest.body,
+                        Ok(rest) if starts_at(rest.content_range(), from + received) => {
+                            body = rest.body
+                        }
+                        Ok(_) => {
+                            let _ = tx.send(Err(range_ignored(&url, from + received))).await;
+                            return;
+                        }
                         Err(e) => {
                             let error = s3_error(url.to_string(), &e);
                             let _ = tx
@@ -180,6 +190,25 @@ fn start_get_from(
         }
     });
     PendingGet { rx }
+}
+
+/// Whether a ranged GET's answer (its Content-Range, `bytes FIRST-LAST/SIZE`) starts at
+/// `first`. A server that ignores Range answers with the whole object and none.
+fn starts_at(content_range: Option<&str>, first: u64) -> bool {
+    content_range
+        .and_then(|r| r.strip_prefix("bytes "))
+        .and_then(|r| r.split_once('-'))
+        .is_some_and(|(start, _)| start.trim().parse() == Ok(first))
+}
+
+fn range_ignored(url: &S3Url, from: u64) -> Error {
+    Error::S3 {
+        location: url.to_string(),
+        message: format!(
+            "asked for the bytes from {from} on, the server answered without a matching \
+             Content-Range: it does not serve byte ranges"
+        ),
+    }
 }
 
 impl ByteStream for PendingGet {
@@ -224,8 +253,9 @@ impl RangedObject for S3Ranges {
 }
 
 /// The first `len` bytes of an object (fewer when it is smaller) and its ETag: what
-/// planning looks at before it cuts a large object into parts. Blocks on `handle`: called
-/// off the runtime.
+/// planning looks at before it cuts a large object into parts. A server that does not serve
+/// byte ranges is an error (its parts could not be read). Blocks on `handle`: called off
+/// the runtime.
 pub(crate) fn peek(
     client: &Client,
     handle: &Handle,
@@ -241,12 +271,24 @@ pub(crate) fn peek(
             .send()
             .await
             .map_err(|e| s3_error(url.to_string(), &e))?;
+        if !starts_at(output.content_range(), 0) {
+            return Err(range_ignored(url, 0));
+        }
         let etag = output.e_tag().map(str::to_string);
-        let head = output.body.collect().await.map_err(|e| Error::S3 {
-            location: url.to_string(),
-            message: super::s3_client::root_cause(&e),
-        })?;
-        Ok((head.into_bytes(), etag))
+        let mut head = BytesMut::new();
+        let mut body = output.body;
+        // Never more than asked for, whatever the server sends.
+        while (head.len() as u64) < len
+            && let Some(piece) = body.next().await
+        {
+            let piece = piece.map_err(|e| Error::S3 {
+                location: url.to_string(),
+                message: super::s3_client::root_cause(&e),
+            })?;
+            head.extend_from_slice(&piece);
+        }
+        head.truncate(len as usize);
+        Ok((head.freeze(), etag))
     })
 }
 
@@ -363,5 +405,17 @@ impl BufRead for BodyReader {
 
     fn consume(&mut self, n: usize) {
         self.current.advance(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_content_range_names_its_first_byte() {
+        assert!(super::starts_at(Some("bytes 100-199/1000"), 100));
+        assert!(super::starts_at(Some("bytes 0-65535/222295403"), 0));
+        assert!(!super::starts_at(Some("bytes 0-999/1000"), 100));
+        assert!(!super::starts_at(None, 100));
+        assert!(!super::starts_at(Some("items 100-199/1000"), 100));
     }
 }

@@ -522,3 +522,125 @@ fn a_large_plain_object_read_in_parts_answers_as_one_piece() {
         assert!(!plan.contains("parts of large files"), "{plan}");
     }
 }
+
+/// A store that lists objects and serves them whole, ignoring Range (some S3-compatible
+/// servers and proxies do): path-style ListObjectsV2 and GetObject over `objects` (key,
+/// bytes) in bucket `big`. Returns its endpoint and the request heads it saw.
+fn range_blind_store(
+    objects: Vec<(String, Vec<u8>)>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let objects = std::sync::Arc::new(objects);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let (log, objects) = (log.clone(), objects.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line.to_ascii_lowercase());
+                    }
+                    if head.is_empty() {
+                        return;
+                    }
+                    log.lock().unwrap().push(head.clone());
+                    let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                    let (status, body) = if query.contains("list-type=2") {
+                        let prefix = query
+                            .split('&')
+                            .find_map(|p| p.strip_prefix("prefix="))
+                            .unwrap_or("");
+                        let contents: String = objects
+                            .iter()
+                            .filter(|(k, _)| k.starts_with(prefix))
+                            .map(|(k, b)| {
+                                format!(
+                                    "<Contents><Key>{k}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>\
+                                     <ETag>\"e\"</ETag><Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
+                                    b.len()
+                                )
+                            })
+                            .collect();
+                        let xml = format!(
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult \
+                             xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>big</Name>\
+                             <Prefix>{prefix}</Prefix><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>\
+                             {contents}</ListBucketResult>"
+                        );
+                        ("200 OK", xml.into_bytes())
+                    } else if let Some(key) = path.strip_prefix("/big/") {
+                        match objects.iter().find(|(k, _)| k == key) {
+                            Some((_, bytes)) => ("200 OK", bytes.clone()),
+                            None => (
+                                "404 Not Found",
+                                b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
+                            ),
+                        }
+                    } else {
+                        (
+                            "404 Not Found",
+                            b"<Error><Code>NoSuchBucket</Code></Error>".to_vec(),
+                        )
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\nETag: \"e\"\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if stream.write_all(reply.as_bytes()).is_err()
+                        || stream.write_all(&body).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (endpoint, seen)
+}
+
+/// On a store that ignores Range, a large plain object is read whole, as before parts: its
+/// answer is the local file's, and nothing is read from a wrong offset.
+#[test]
+fn a_store_without_byte_ranges_reads_a_large_object_whole() {
+    let text = large_plain_text(false);
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("big.log");
+    std::fs::write(&local, &text).unwrap();
+    let (endpoint, seen) = range_blind_store(vec![("big.log".into(), text.into_bytes())]);
+    let sql = "SELECT count(*), sum(bytes), count(vpc_id), min(srcaddr) FROM flows";
+    let out = Command::new(env!("CARGO_BIN_EXE_flowlens"))
+        .args(["sql", sql, "-s", "s3://big/big.log", "-o", "csv"])
+        .args(["--endpoint-url", &endpoint])
+        .env_remove("FLOWLENS_SOURCE")
+        .env("AWS_ACCESS_KEY_ID", s3::KEY)
+        .env("AWS_SECRET_ACCESS_KEY", s3::SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = flowlens(&["sql", sql, "-s", &local.display().to_string(), "-o", "csv"]);
+    assert_eq!(stdout(&out), stdout(&want));
+    assert_eq!(
+        stderr(&out).replace("s3://big/big.log", "FILE"),
+        stderr(&want).replace(&local.display().to_string(), "FILE")
+    );
+    let seen = seen.lock().unwrap();
+    // Planning asked for the first bytes (and got the whole object back).
+    assert!(
+        seen.iter().any(|h| h.contains("range: bytes=0-65535")),
+        "{seen:?}"
+    );
+}
