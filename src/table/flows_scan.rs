@@ -162,9 +162,13 @@ impl DisplayAs for FlowsScanExec {
             .clone()
             .filter(|o| o.part.as_ref().is_none_or(|p| p.index == 0))
             .count();
-        let parts = match all.filter(|o| o.part.is_some()).count() {
-            0 => String::new(),
-            n => format!(" ({n} parts of large files)"),
+        let parts: Vec<_> = all.filter_map(|o| o.part.as_ref()).collect();
+        // How the parts know where they start: counted before reading (`--strict`, a
+        // cluster), or learnt from each other as they are read (see part_ledger.rs).
+        let parts = match (parts.len(), parts.iter().any(|p| p.assumed)) {
+            (0, _) => String::new(),
+            (n, true) => format!(" ({n} parts of large files, starts learnt as read)"),
+            (n, false) => format!(" ({n} parts of large files, starts counted first)"),
         };
         // The conditions rows are left out by as they are decoded.
         let conditions = match self.options.conditions.as_slice() {

@@ -543,7 +543,23 @@ fn a_large_plain_file_read_in_parts_answers_as_one_piece() {
         ]);
         let plan = stdout(&explain);
         assert!(plan.contains("objects=1 ("), "{plan}");
-        assert!(plan.contains("parts of large files"), "{plan}");
+        assert!(
+            plan.contains("parts of large files, starts learnt as read"),
+            "{plan}"
+        );
+        // The first bad line is the error with its number: starts are counted first.
+        let strict = flowlens(&[
+            "sql",
+            &format!("EXPLAIN {sql}"),
+            "-s",
+            &plain.display().to_string(),
+            "--strict",
+        ]);
+        let plan = stdout(&strict);
+        assert!(
+            plan.contains("parts of large files, starts counted first"),
+            "{plan}"
+        );
         let (plan, _) = from_stdin(&format!("EXPLAIN {sql}"), false);
         assert!(plan.contains("parts of large files"), "{plan}");
         let (plan, _) = from_stdin(&format!("EXPLAIN {sql}"), true);
