@@ -20,6 +20,11 @@ the S3 reads at each setting. About 10,000 objects of ~1.5 KB:
 
     python3 benches/s3_vs_local.py --days 12 --enis 14 --rate 1 --object-minutes 5 --concat \
         --concurrency 64,256,1024
+
+One large plain object (read in parts, one ranged GET stream per core) against the same file
+on local disk, e.g. the file benches/single_file.py writes:
+
+    python3 benches/s3_vs_local.py --large-object target/bench-single/flows-2000000.log
 """
 import argparse
 import os
@@ -108,18 +113,28 @@ def main():
                    help="also read the objects concatenated into one local gzip file")
     p.add_argument("--object-minutes", type=int, default=60,
                    help="minutes per object (AWS: 5; larger objects stand for busy flow logs)")
+    p.add_argument("--large-object", type=Path, default=None,
+                   help="upload this one file instead of a generated archive")
     args = p.parse_args()
 
     build_with_tools()
     data = WORK / f"{args.days}d-{args.enis}e-r{args.rate}-m{args.object_minutes}"
+    if args.large_object:
+        data = WORK / f"large-{args.large_object.name}"
     archive = data / "local"
     store = data / "store"
     venv = boto3_venv()
-    if not (archive / "AWSLogs").exists():
+    if args.large_object:
+        # A folder holding only the file (a hard link), uploaded as one object.
+        archive.mkdir(parents=True, exist_ok=True)
+        link = archive / args.large_object.name
+        if not link.exists():
+            os.link(args.large_object.resolve(), link)
+    elif not (archive / "AWSLogs").exists():
         run([str(BIN), "generate", "--out", str(archive), "--days", str(args.days),
              "--enis", str(args.enis), "--rate", str(args.rate), "--end", "2026-10-15",
              "--object-minutes", str(args.object_minutes)])
-    objects = sorted(archive.rglob("*.gz"))
+    objects = sorted(archive.rglob("*.log" if args.large_object else "*.gz"))
     size = sum(o.stat().st_size for o in objects)
     concat = data / "concatenated.log.gz"
     if args.concat and not concat.exists():
@@ -176,10 +191,12 @@ def main():
             rows = []
             if args.concat:
                 rows.append(("one concatenated local file", measure(query, str(concat))))
-            rows.append((f"{len(objects)} local files", measure(query, str(archive))))
+            local = str(objects[0]) if args.large_object else str(archive)
+            rows.append((f"{len(objects)} local files", measure(query, local)))
             for concurrency in settings:
                 label = f"s3s-fs on 127.0.0.1, --s3-concurrency {concurrency or 'default'}"
-                rows.append((label, measure(query, "s3://bench/", concurrency)))
+                source = f"s3://bench/{objects[0].name}" if args.large_object else "s3://bench/"
+                rows.append((label, measure(query, source, concurrency)))
             for label, (_, _, answer) in rows[1:]:
                 if answer != rows[0][1][2]:
                     raise SystemExit(f"{name}: {label} answers differently from {rows[0][0]}")
@@ -188,11 +205,12 @@ def main():
         server.terminate()
         server.wait()
 
-    print(f"archive: {len(objects)} gzip objects, {size / 1e6:.1f} MB compressed "
+    kind = "plain" if args.large_object else "gzip"
+    print(f"archive: {len(objects)} {kind} objects, {size / 1e6:.1f} MB as stored "
           f"({size / len(objects) / 1e3:.1f} KB each); "
           f"{os.cpu_count()} cores shared by flowlens and the server")
     print(f"3-column query: {QUERY}\n")
-    print("| workload | source | time | compressed MB/s | CPU s flowlens | CPU s server | rate / first row |")
+    print("| workload | source | time | MB/s as stored | CPU s flowlens | CPU s server | rate / first row |")
     print("|---|---|---|---|---|---|---|")
     for name, rows in results:
         first = rows[0][1][0]
