@@ -24,9 +24,9 @@ use super::part_source::PartSource;
 use super::text_parts::Pass;
 use crate::error::Result;
 
-/// Rows the parts of one file hold back in memory while their starts are not known yet;
-/// each part may hold its share, and never less than [`PART_HOLD_MIN`] nor more than
-/// [`PART_HOLD_MAX`].
+/// Rows the parts of one file being read at once hold back in memory while their starts
+/// are not known yet; each part may hold its share, and never less than [`PART_HOLD_MIN`]
+/// nor more than [`PART_HOLD_MAX`].
 const HOLD_LIMIT: usize = 256 << 20;
 const PART_HOLD_MIN: usize = 8 << 20;
 const PART_HOLD_MAX: usize = 64 << 20;
@@ -100,13 +100,16 @@ impl PartStart {
 }
 
 impl PartLedger {
-    /// A ledger for a file cut into parts at `ranges` (byte offsets in the file).
-    pub fn new(ranges: Vec<(u64, u64)>, max_line_len: usize) -> Self {
+    /// A ledger for a file cut into parts at `ranges` (byte offsets in the file), of which
+    /// at most `readers` are read at once (a partition reads its parts in turn).
+    pub fn new(ranges: Vec<(u64, u64)>, max_line_len: usize, readers: usize) -> Self {
         let state = Mutex::new(State {
             slots: vec![Slot::Idle; ranges.len()],
             counting: vec![false; ranges.len()],
         });
-        let share = HOLD_LIMIT / ranges.len().saturating_sub(1).max(1);
+        // The first part holds nothing back.
+        let holding = ranges.len().saturating_sub(1).min(readers).max(1);
+        let share = HOLD_LIMIT / holding;
         PartLedger(Arc::new(Ledger {
             ranges,
             max_line_len,
@@ -411,14 +414,14 @@ mod tests {
         let nominal = (line_before + 1..=cut).map(|c| (&streamed, c as u64));
         for (source, cut_at) in std::iter::once((&mapped, cut as u64)).chain(nominal) {
             let ranges = vec![(0, cut_at), (cut_at, size)];
-            let fresh = PartLedger::new(ranges.clone(), 200);
+            let fresh = PartLedger::new(ranges.clone(), 200, 2);
             let start = fresh.start_of(1, source, false).unwrap();
             assert_eq!(start.lines_before, whole.lines, "{cut_at}");
             assert_eq!(start.header, whole.last_header);
             assert!(start.header.is_some());
             let line_starts = (0..cut).filter(|&i| i == 0 || bytes[i - 1] == b'\n');
             for at in line_starts {
-                let ledger = PartLedger::new(ranges.clone(), 200);
+                let ledger = PartLedger::new(ranges.clone(), 200, 2);
                 let reading = ledger.reading(0);
                 let read = pass(&bytes[..at], true, 200);
                 reading.advanced(Checkpoint {
@@ -445,7 +448,7 @@ mod tests {
         let whole = pass(&bytes[..cut], true, 200);
         // Read to its end on another thread after a few steps: waited for, not counted.
         // (A long wait for progress, so that a busy machine cannot make it look stalled.)
-        let ledger = PartLedger::new(ranges.clone(), 200);
+        let ledger = PartLedger::new(ranges.clone(), 200, 2);
         ledger.set_stall(Duration::from_secs(5));
         let reading = ledger.reading(0);
         let start = std::thread::scope(|scope| {
@@ -464,7 +467,7 @@ mod tests {
         assert_eq!(start.lines_before, whole.lines);
         assert_eq!(ledger.counted_for_others(), 0);
         // Stalled: counted by the part after it.
-        let ledger = PartLedger::new(ranges, 200);
+        let ledger = PartLedger::new(ranges, 200, 2);
         let _stalled = ledger.reading(0);
         let start = ledger.start_of(1, &source, true).unwrap();
         assert_eq!(start.lines_before, whole.lines);

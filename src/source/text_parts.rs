@@ -48,6 +48,11 @@ pub(crate) enum PartStarts {
 /// What planning reads the start of an S3 object from, to tell whether it is plain text.
 const PEEK: u64 = 64 << 10;
 
+/// The largest part of an S3 object: a partition reads several in turn, each streamed by a
+/// GET of its own (sent ahead while the one before is decoded), and a part's rows held
+/// until its start is known stay within its share of the hold limit (see part_ledger.rs).
+const S3_PART: u64 = 64 << 20;
+
 /// Splits the large plain-text local files (and standard input when it is a file) and S3
 /// objects (through `s3`, called off the runtime) among `objects` into parts, so that
 /// `partitions` partitions share the bytes; the other objects pass unchanged. A file that
@@ -103,10 +108,13 @@ pub(crate) fn split_large_files(
             }
             (ObjectLocation::S3(url), _) if starts == PartStarts::Assumed => s3
                 .and_then(|s3| {
-                    s3_parts(s3, url, object.size, count, max_line_len).unwrap_or_else(|e| {
-                        tracing::debug!("read in one piece: {e}");
-                        None
-                    })
+                    let count = object.size.div_ceil(part_size.min(S3_PART).max(min_part));
+                    s3_parts(s3, url, object.size, count, max_line_len, partitions).unwrap_or_else(
+                        |e| {
+                            tracing::debug!("read in one piece: {e}");
+                            None
+                        },
+                    )
                 })
                 .map(|parts| (parts, object.size)),
             _ => None,
@@ -155,15 +163,17 @@ fn parts_of(
         return Ok(None);
     }
     if starts == PartStarts::Assumed {
-        let ranges = bounds
+        let ranges: Vec<(u64, u64)> = bounds
             .windows(2)
             .map(|w| (base + w[0] as u64, base + w[1] as u64))
             .collect();
+        let count = ranges.len();
         return Ok(Some(assumed_parts(
             bytes,
             ranges,
             max_line_len,
             CutAt::LineStarts,
+            count,
         )));
     }
     // The pass covers every part but the last (no part after it needs its lines or
@@ -232,12 +242,16 @@ fn s3_parts(
     size: u64,
     count: u64,
     max_line_len: usize,
+    readers: usize,
 ) -> Result<Option<Vec<TextPart>>> {
     if url.key.ends_with(".gz") || url.key.ends_with(".parquet") {
         return Ok(None);
     }
     let (head, etag) = peek(&s3.0.0, &s3.1, url, PEEK)?;
-    Ok(plain_text(&head).then(|| nominal_parts(&head, size, count, max_line_len, etag)))
+    Ok(plain_text(&head).then(|| {
+        let cut = CutAt::Nominal { etag };
+        nominal_parts(&head, size, count, max_line_len, cut, readers)
+    }))
 }
 
 /// `count` parts of `size` bytes cut at nominal offsets (see part_source.rs); `head`: the
@@ -247,11 +261,12 @@ fn nominal_parts(
     size: u64,
     count: u64,
     max_line_len: usize,
-    etag: Option<String>,
+    cut: CutAt,
+    readers: usize,
 ) -> Vec<TextPart> {
     let at = |k: u64| (u128::from(size) * u128::from(k) / u128::from(count)) as u64;
     let ranges = (0..count).map(|k| (at(k), at(k + 1))).collect();
-    assumed_parts(head, ranges, max_line_len, CutAt::Nominal { etag })
+    assumed_parts(head, ranges, max_line_len, cut, readers)
 }
 
 /// Where a file's parts were cut.
@@ -265,16 +280,17 @@ enum CutAt {
 
 /// Parts at `ranges` that learn their starts as they are read: the first part is counted
 /// from the file's start, and each other part assumes the file's first header (if its first
-/// line, in `head`, is one) governs it.
+/// line, in `head`, is one) governs it. At most `readers` parts are read at once.
 fn assumed_parts(
     head: &[u8],
     ranges: Vec<(u64, u64)>,
     max_line_len: usize,
     cut: CutAt,
+    readers: usize,
 ) -> Vec<TextPart> {
     let first_line = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
     let first_header = header_text(first_line, true, max_line_len).map(|t| (1, t.to_string()));
-    let ledger = PartLedger::new(ranges.clone(), max_line_len);
+    let ledger = PartLedger::new(ranges.clone(), max_line_len, readers);
     let (nominal, etag) = match cut {
         CutAt::LineStarts => (false, None),
         // Counting a part before means fetching it again: wait longer for its progress.
@@ -657,13 +673,20 @@ pub(super) mod tests {
         if count < 2 || !plain_text(&bytes[..bytes.len().min(PEEK as usize)]) {
             return vec![object.clone()];
         }
-        nominal_parts(&bytes, object.size, count, 200, None)
-            .into_iter()
-            .map(|part| ObjectRef {
-                part: Some(part),
-                ..object.clone()
-            })
-            .collect()
+        nominal_parts(
+            &bytes,
+            object.size,
+            count,
+            200,
+            CutAt::Nominal { etag: None },
+            2,
+        )
+        .into_iter()
+        .map(|part| ObjectRef {
+            part: Some(part),
+            ..object.clone()
+        })
+        .collect()
     }
 
     fn ledger_of(objects: &[ObjectRef]) -> &PartLedger {
