@@ -65,23 +65,12 @@ fn strict_store() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     (endpoint, seen)
 }
 
-#[test]
-fn uploads_to_a_custom_endpoint_carry_no_checksums_it_may_refuse() {
-    let (endpoint, seen) = strict_store();
-    let src = sample_logs();
-    let out = Command::new(env!("CARGO_BIN_EXE_flowlens"))
-        .args([
-            "sql",
-            "SELECT action, count(*) FROM flows GROUP BY 1",
-            "-s",
-            &src,
-            "-o",
-            "csv",
-            "--out",
-            "s3://results/actions.csv",
-            "--endpoint-url",
-            &endpoint,
-        ])
+/// flowlens run with `args` against the store at `endpoint` (`--endpoint-url`), with the
+/// test credentials and the SDK's checksum settings left at their defaults.
+fn at_endpoint(endpoint: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_flowlens"))
+        .args(args)
+        .args(["--endpoint-url", endpoint])
         .env_remove("FLOWLENS_SOURCE")
         .env_remove("AWS_REQUEST_CHECKSUM_CALCULATION")
         .env_remove("AWS_RESPONSE_CHECKSUM_VALIDATION")
@@ -91,7 +80,26 @@ fn uploads_to_a_custom_endpoint_carry_no_checksums_it_may_refuse() {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("HOME", std::env::temp_dir())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn uploads_to_a_custom_endpoint_carry_no_checksums_it_may_refuse() {
+    let (endpoint, seen) = strict_store();
+    let src = sample_logs();
+    let out = at_endpoint(
+        &endpoint,
+        &[
+            "sql",
+            "SELECT action, count(*) FROM flows GROUP BY 1",
+            "-s",
+            &src,
+            "-o",
+            "csv",
+            "--out",
+            "s3://results/actions.csv",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let seen = seen.lock().unwrap();
     assert!(
@@ -619,17 +627,10 @@ fn a_store_without_byte_ranges_reads_a_large_object_whole() {
     std::fs::write(&local, &text).unwrap();
     let (endpoint, seen) = range_blind_store(vec![("big.log".into(), text.into_bytes())]);
     let sql = "SELECT count(*), sum(bytes), count(vpc_id), min(srcaddr) FROM flows";
-    let out = Command::new(env!("CARGO_BIN_EXE_flowlens"))
-        .args(["sql", sql, "-s", "s3://big/big.log", "-o", "csv"])
-        .args(["--endpoint-url", &endpoint])
-        .env_remove("FLOWLENS_SOURCE")
-        .env("AWS_ACCESS_KEY_ID", s3::KEY)
-        .env("AWS_SECRET_ACCESS_KEY", s3::SECRET)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .unwrap();
+    let out = at_endpoint(
+        &endpoint,
+        &["sql", sql, "-s", "s3://big/big.log", "-o", "csv"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let want = flowlens(&["sql", sql, "-s", &local.display().to_string(), "-o", "csv"]);
     assert_eq!(stdout(&out), stdout(&want));
