@@ -186,6 +186,10 @@ fn service_message(code: Option<&str>, text: Option<&str>) -> String {
              AWS_SECRET_ACCESS_KEY, the profile or the role"
         ),
         "AccessDenied" => format!("access denied{}", suffix(text)),
+        // A GET pinned to the ETag seen before (a part of a large object, a resumed body).
+        "PreconditionFailed" => {
+            "the object changed while it was read (its ETag no longer matches)".to_string()
+        }
         _ => format!("{code}{}", suffix(text)),
     }
 }
@@ -231,6 +235,11 @@ mod tests {
             "access denied: Access Denied"
         );
         assert_eq!(service_message(Some("SlowDown"), None), "SlowDown");
+        let changed = service_message(Some("PreconditionFailed"), None);
+        assert!(
+            changed.starts_with("the object changed while it was read"),
+            "{changed}"
+        );
     }
 
     #[test]

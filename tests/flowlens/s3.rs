@@ -531,11 +531,15 @@ fn a_large_plain_object_read_in_parts_answers_as_one_piece() {
     }
 }
 
-/// A store that lists objects and serves them whole, ignoring Range (some S3-compatible
-/// servers and proxies do): path-style ListObjectsV2 and GetObject over `objects` (key,
-/// bytes) in bucket `big`. Returns its endpoint and the request heads it saw.
-fn range_blind_store(
+/// A small store for what s3s-fs does not do: path-style ListObjectsV2 and GetObject over
+/// `objects` (key, bytes) in bucket `big`. Without `ranges` it serves objects whole,
+/// ignoring Range (some S3-compatible servers and proxies do). With `ranges` it serves byte
+/// ranges, and each object is overwritten once it has been read the first time: its ETag
+/// changes, and a GET pinned to the old one (If-Match) fails with 412. Returns its endpoint
+/// and the request heads it saw.
+fn fake_store(
     objects: Vec<(String, Vec<u8>)>,
+    ranges: bool,
 ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -543,10 +547,11 @@ fn range_blind_store(
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
     let objects = std::sync::Arc::new(objects);
+    let gets = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
-            let (log, objects) = (log.clone(), objects.clone());
+            let (log, objects, gets) = (log.clone(), objects.clone(), gets.clone());
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 loop {
@@ -562,8 +567,14 @@ fn range_blind_store(
                         return;
                     }
                     log.lock().unwrap().push(head.clone());
+                    let header = |name: &str| {
+                        head.lines()
+                            .find_map(|l| l.strip_prefix(name))
+                            .map(|v| v.trim().to_string())
+                    };
                     let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
                     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+                    let mut extra = String::new();
                     let (status, body) = if query.contains("list-type=2") {
                         let prefix = query
                             .split('&')
@@ -589,7 +600,37 @@ fn range_blind_store(
                         ("200 OK", xml.into_bytes())
                     } else if let Some(key) = path.strip_prefix("/big/") {
                         match objects.iter().find(|(k, _)| k == key) {
-                            Some((_, bytes)) => ("200 OK", bytes.clone()),
+                            Some((_, bytes)) if ranges => {
+                                let first =
+                                    gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+                                let etag = if first { "\"v1\"" } else { "\"v2\"" };
+                                extra = format!("ETag: {etag}\r\n");
+                                let range = header("range: bytes=").and_then(|r| {
+                                    let (a, b) = r.split_once('-')?;
+                                    let a: usize = a.parse().ok()?;
+                                    let b = b.parse::<usize>().map_or(bytes.len(), |b| b + 1);
+                                    Some((a, b.min(bytes.len())))
+                                });
+                                match (header("if-match:"), range) {
+                                    (Some(wanted), _) if wanted != etag => (
+                                        "412 Precondition Failed",
+                                        b"<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>".to_vec(),
+                                    ),
+                                    (_, Some((a, b))) => {
+                                        extra.push_str(&format!(
+                                            "Content-Range: bytes {a}-{}/{}\r\n",
+                                            b - 1,
+                                            bytes.len()
+                                        ));
+                                        ("206 Partial Content", bytes[a..b].to_vec())
+                                    }
+                                    _ => ("200 OK", bytes.clone()),
+                                }
+                            }
+                            Some((_, bytes)) => {
+                                extra = "ETag: \"e\"\r\n".to_string();
+                                ("200 OK", bytes.clone())
+                            }
                             None => (
                                 "404 Not Found",
                                 b"<Error><Code>NoSuchKey</Code></Error>".to_vec(),
@@ -602,7 +643,7 @@ fn range_blind_store(
                         )
                     };
                     let reply = format!(
-                        "HTTP/1.1 {status}\r\nETag: \"e\"\r\nContent-Length: {}\r\n\r\n",
+                        "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n",
                         body.len()
                     );
                     if stream.write_all(reply.as_bytes()).is_err()
@@ -625,7 +666,7 @@ fn a_store_without_byte_ranges_reads_a_large_object_whole() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("big.log");
     std::fs::write(&local, &text).unwrap();
-    let (endpoint, seen) = range_blind_store(vec![("big.log".into(), text.into_bytes())]);
+    let (endpoint, seen) = fake_store(vec![("big.log".into(), text.into_bytes())], false);
     let sql = "SELECT count(*), sum(bytes), count(vpc_id), min(srcaddr) FROM flows";
     let out = at_endpoint(
         &endpoint,
@@ -642,6 +683,35 @@ fn a_store_without_byte_ranges_reads_a_large_object_whole() {
     // Planning asked for the first bytes (and got the whole object back).
     assert!(
         seen.iter().any(|h| h.contains("range: bytes=0-65535")),
+        "{seen:?}"
+    );
+}
+
+/// A large object overwritten between planning (which read its first bytes) and reading its
+/// parts: every part's GET is pinned to the ETag planning saw, so the query fails naming the
+/// object instead of mixing two versions.
+#[test]
+fn an_object_overwritten_while_read_in_parts_fails_instead_of_mixing() {
+    let text = large_plain_text(true);
+    let (endpoint, seen) = fake_store(vec![("big.log".into(), text.into_bytes())], true);
+    let out = at_endpoint(
+        &endpoint,
+        &[
+            "sql",
+            "SELECT count(*) FROM flows",
+            "-s",
+            "s3://big/big.log",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("s3://big/big.log: the object changed while it was read"),
+        "{err}"
+    );
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter().any(|h| h.contains("if-match: \"v1\"")),
         "{seen:?}"
     );
 }
