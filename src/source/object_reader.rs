@@ -17,7 +17,7 @@ use super::held_rows::HeldRows;
 use super::object::{ObjectLocation, ObjectRef, TextPart};
 use super::parquet_object::{read_parquet, read_s3_parquet};
 use super::part_reader::{read_assumed_part, read_part};
-use super::part_source::{ByteStream, FileRanges, PartSource, first_byte};
+use super::part_source::{ByteStream, FileRanges, PartSource, first_byte, first_request_end};
 use super::s3_reader::{PendingGet, S3Ranges, read_s3_text, start_get};
 use super::scan_stats::{ObjectFailure, ScanStats};
 use crate::decode::{Decoder, DecoderOptions};
@@ -264,7 +264,8 @@ fn prefetch(context: &ReadContext, object: &ObjectRef) -> Option<PendingGet> {
                 // A part's bytes from where its reading begins (see part_source.rs).
                 Some(part) => {
                     let ranges = S3Ranges::new(&client.0, handle, url, part.etag.clone());
-                    ranges.get_from(first_byte(part.start, false))
+                    let until = first_request_end(part.end, object.size);
+                    ranges.get_from(first_byte(part.start, false), until)
                 }
                 None => start_get(&client.0, handle, url),
             })

@@ -25,10 +25,16 @@ const MAPPED_CHUNK: usize = if cfg!(test) { 100 } else { 4 << 20 };
 /// in tests, so that lines and the cuts' search for line ends cross chunks.
 const FILE_CHUNK: usize = if cfg!(test) { 37 } else { 256 << 10 };
 
-/// An object read from an offset to its end as a stream of bytes (an S3 object through
-/// ranged GETs).
+/// A part's first request reads this far past its end, for the line that crosses it: a
+/// request that ends where it was asked to ends cleanly, and its connection is used again
+/// (one dropped mid-body is not). Tests read only a few bytes past, so that the crossing
+/// line often needs the request after it.
+const PAST_END: u64 = if cfg!(test) { 5 } else { 256 << 10 };
+
+/// An object read as a stream of bytes from `offset` to `until` (exclusive; `None`: its
+/// end): an S3 object through ranged GETs.
 pub(super) trait RangedObject: Send + Sync {
-    fn bytes_from(&self, offset: u64) -> Box<dyn ByteStream>;
+    fn bytes_from(&self, offset: u64, until: Option<u64>) -> Box<dyn ByteStream>;
 }
 
 /// Bytes as they arrive; `None` at the end.
@@ -113,8 +119,36 @@ impl PartSource {
                 if range.is_done() {
                     return Ok(ControlFlow::Continue(()));
                 }
-                let mut stream = stream.unwrap_or_else(|| object.bytes_from(from));
-                while let Some(bytes) = stream.next_bytes()? {
+                let until = first_request_end(end, self.size);
+                let mut stream = stream.unwrap_or_else(|| object.bytes_from(from, until));
+                let mut next = from;
+                // No byte has come yet from the request being read.
+                let mut fresh = true;
+                loop {
+                    let Some(bytes) = stream.next_bytes()? else {
+                        if range.is_done() || next >= self.size {
+                            break;
+                        }
+                        // A request that ends without a byte, short of the object's size:
+                        // the object is shorter than when it was cut.
+                        if fresh {
+                            return Err(Error::invalid(
+                                &self.location,
+                                format!(
+                                    "ends at byte {next}, before the {} bytes it had when it \
+                                     was listed",
+                                    self.size
+                                ),
+                            ));
+                        }
+                        // The request ended before the line that crosses the part's end
+                        // did: the rest of that line comes with the next.
+                        fresh = true;
+                        stream = object.bytes_from(next, None);
+                        continue;
+                    };
+                    fresh = false;
+                    next += bytes.len() as u64;
                     let (lines, after) = range.cut(&bytes);
                     if !lines.is_empty() && each(lines, after)?.is_break() {
                         return Ok(ControlFlow::Break(()));
@@ -156,6 +190,13 @@ impl PartSource {
             }
         }
     }
+}
+
+/// Where the first request for a streamed part ending at `end` stops (exclusive; `None`:
+/// the object's end, `size`).
+pub(super) fn first_request_end(end: u64, size: u64) -> Option<u64> {
+    let until = end.saturating_add(PAST_END);
+    (until < size).then_some(until)
 }
 
 /// Where a streamed part's read begins: the byte before its start tells whether a line
@@ -335,11 +376,12 @@ pub(super) struct FileRanges {
 }
 
 impl RangedObject for FileRanges {
-    fn bytes_from(&self, offset: u64) -> Box<dyn ByteStream> {
+    fn bytes_from(&self, offset: u64, until: Option<u64>) -> Box<dyn ByteStream> {
         Box::new(FileStream {
             path: self.path.clone(),
             size: self.size,
             offset,
+            until: until.unwrap_or(self.size),
             file: None,
         })
     }
@@ -348,7 +390,9 @@ impl RangedObject for FileRanges {
 struct FileStream {
     path: std::path::PathBuf,
     size: u64,
+    /// The next byte to read, and where to stop.
     offset: u64,
+    until: u64,
     file: Option<File>,
 }
 
@@ -375,9 +419,11 @@ impl ByteStream for FileStream {
                 self.file.insert(file)
             }
         };
-        let mut buf = vec![0; FILE_CHUNK];
+        let want = usize::try_from(self.until.saturating_sub(self.offset)).unwrap_or(FILE_CHUNK);
+        let mut buf = vec![0; want.min(FILE_CHUNK)];
         let n = file.read(&mut buf).map_err(io)?;
         buf.truncate(n);
+        self.offset += n as u64;
         Ok((n > 0).then(|| Bytes::from(buf)))
     }
 }
@@ -468,6 +514,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An object that ends before the size it was cut with: its bytes up to `len`.
+    struct Shorter(Vec<u8>, usize);
+
+    impl RangedObject for Shorter {
+        fn bytes_from(&self, offset: u64, until: Option<u64>) -> Box<dyn ByteStream> {
+            let end = until.map_or(self.1, |u| (u as usize).min(self.1));
+            let bytes = self.0[(offset as usize).min(end)..end].to_vec();
+            Box::new(
+                Some(Bytes::from(bytes))
+                    .filter(|b| !b.is_empty())
+                    .into_iter(),
+            )
+        }
+    }
+
+    impl ByteStream for std::option::IntoIter<Bytes> {
+        fn next_bytes(&mut self) -> Result<Option<Bytes>> {
+            Ok(self.next())
+        }
+    }
+
+    /// A streamed part of an object found shorter than when it was cut fails, naming where
+    /// it ends, instead of asking for the missing bytes again and again.
+    #[test]
+    fn an_object_shorter_than_its_cut_fails() {
+        let text = b"aaaa\nbbbb\ncccc\ndddd\neeee\nffff\n".repeat(4);
+        let size = text.len() as u64;
+        // The first request (to the part's end and a few bytes past) is whole; the bytes
+        // after it are gone.
+        let short = Shorter(text.clone(), 30);
+        let source = PartSource::streamed("obj", Arc::new(short), size);
+        let err = source
+            .read_lines(10, 31, false, None, &mut |_, _| {
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("obj: ends at byte 30, before the"), "{err}");
+        // Whole, the same part reads the lines that start in it.
+        let whole = Shorter(text.clone(), text.len());
+        let source = PartSource::streamed("obj", Arc::new(whole), size);
+        let mut got = Vec::new();
+        let _ = source
+            .read_lines(10, 31, false, None, &mut |lines, _| {
+                got.extend_from_slice(lines);
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+        assert_eq!(got, lines_starting_in(&text, 10, 31));
     }
 
     /// Counting lines that arrive in chunks gives what the pass over them whole gives,

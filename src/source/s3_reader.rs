@@ -39,23 +39,58 @@ const OBJECT_RETRIES: u32 = 6;
 
 /// An object whose request is on its way and whose body is arriving in buffers.
 pub(crate) struct PendingGet {
+    /// The body's buffers, then an empty one: the end. A channel that closes before it
+    /// (the request's task dropped: the runtime is stopping) is an error, never a short
+    /// object.
     rx: mpsc::Receiver<Result<Bytes>>,
+    url: S3Url,
+    ended: bool,
+}
+
+impl PendingGet {
+    /// The body's next buffer; `None` at its end.
+    fn recv(&mut self) -> Result<Option<Bytes>> {
+        match self.rx.blocking_recv() {
+            Some(Ok(bytes)) if bytes.is_empty() => {
+                self.ended = true;
+                Ok(None)
+            }
+            Some(Ok(bytes)) => Ok(Some(bytes)),
+            Some(Err(error)) => Err(error),
+            None if self.ended => Ok(None),
+            None => Err(Error::S3 {
+                location: self.url.to_string(),
+                message: "the request stopped before the body ended".to_string(),
+            }),
+        }
+    }
 }
 
 pub(crate) fn start_get(client: &Client, handle: &Handle, url: &S3Url) -> PendingGet {
-    start_get_from(client, handle, url, 0, None)
+    start_get_from(client, handle, url, (0, None), None)
 }
 
-/// [`start_get`] of the object's bytes from `from` on, of version `etag` when given (a
-/// changed object then fails with 412 rather than mixing two versions' bytes).
+/// [`start_get`] of the object's bytes `from..until` (`None`: to its end), of version
+/// `etag` when given (a changed object then fails with 412 rather than mixing two versions'
+/// bytes).
 fn start_get_from(
     client: &Client,
     handle: &Handle,
     url: &S3Url,
-    from: u64,
+    (from, until): (u64, Option<u64>),
     etag: Option<String>,
 ) -> PendingGet {
+    // The HTTP range of the bytes from `at` on.
+    let range = move |at: u64| match until {
+        Some(until) => Some(format!("bytes={at}-{}", until.saturating_sub(1))),
+        None => (at > 0).then(|| format!("bytes={at}-")),
+    };
     let (tx, rx) = mpsc::channel(BUFFERS_AHEAD);
+    let pending = PendingGet {
+        rx,
+        url: url.clone(),
+        ended: false,
+    };
     let client = client.clone();
     let url = url.clone();
     handle.spawn(async move {
@@ -65,7 +100,7 @@ fn start_get_from(
                 .get_object()
                 .bucket(&url.bucket)
                 .key(&url.key)
-                .set_range((from > 0).then(|| format!("bytes={from}-")))
+                .set_range(range(from))
                 .set_if_match(etag.clone())
                 .send()
                 .await;
@@ -93,7 +128,7 @@ fn start_get_from(
                 return;
             }
         };
-        if from > 0 && !starts_at(output.content_range(), from) {
+        if range(from).is_some() && !starts_at(output.content_range(), from) {
             let _ = tx.send(Err(range_ignored(&url, from))).await;
             return;
         }
@@ -142,7 +177,9 @@ fn start_get_from(
                         .get_object()
                         .bucket(&url.bucket)
                         .key(&url.key)
-                        .range(format!("bytes={}-", from + received))
+                        .set_range(
+                            range(from + received).or_else(|| Some(format!("bytes={received}-"))),
+                        )
                         .set_if_match(etag.clone())
                         .send()
                         .await;
@@ -185,11 +222,13 @@ fn start_get_from(
                 None => break,
             }
         }
-        if !buffer.is_empty() {
-            let _ = tx.send(Ok(buffer.freeze())).await;
+        if !buffer.is_empty() && tx.send(Ok(buffer.freeze())).await.is_err() {
+            return;
         }
+        // The end: a buffer is never empty otherwise.
+        let _ = tx.send(Ok(Bytes::new())).await;
     });
-    PendingGet { rx }
+    pending
 }
 
 /// Whether a ranged GET's answer (its Content-Range, `bytes FIRST-LAST/SIZE`) starts at
@@ -213,7 +252,7 @@ fn range_ignored(url: &S3Url, from: u64) -> Error {
 
 impl ByteStream for PendingGet {
     fn next_bytes(&mut self) -> Result<Option<Bytes>> {
-        self.rx.blocking_recv().transpose()
+        self.recv()
     }
 }
 
@@ -235,20 +274,21 @@ impl S3Ranges {
         }
     }
 
-    pub fn get_from(&self, offset: u64) -> PendingGet {
+    /// The bytes `offset..until` (`None`: to the end).
+    pub fn get_from(&self, offset: u64, until: Option<u64>) -> PendingGet {
         start_get_from(
             &self.client,
             &self.handle,
             &self.url,
-            offset,
+            (offset, until),
             self.etag.clone(),
         )
     }
 }
 
 impl RangedObject for S3Ranges {
-    fn bytes_from(&self, offset: u64) -> Box<dyn ByteStream> {
-        Box::new(self.get_from(offset))
+    fn bytes_from(&self, offset: u64, until: Option<u64>) -> Box<dyn ByteStream> {
+        Box::new(self.get_from(offset, until))
     }
 }
 
@@ -357,7 +397,7 @@ pub(crate) fn read_s3_text(
 ) -> Result<ControlFlow<()>> {
     let location = url.to_string();
     let mut body = BodyReader {
-        rx: pending.rx,
+        pending,
         current: Bytes::new(),
         failed: None,
     };
@@ -372,7 +412,7 @@ pub(crate) fn read_s3_text(
 /// The buffers of one object's body as a `Read` (for gzip and the decoder). A broken-off
 /// body is kept as its S3 error, and reads as an I/O error meanwhile.
 struct BodyReader {
-    rx: mpsc::Receiver<Result<Bytes>>,
+    pending: PendingGet,
     current: Bytes,
     failed: Option<Error>,
 }
@@ -390,14 +430,14 @@ impl Read for BodyReader {
 impl BufRead for BodyReader {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(next)) => self.current = next,
-                Some(Err(error)) => {
+            match self.pending.recv() {
+                Ok(Some(next)) => self.current = next,
+                Err(error) => {
                     let text = error.to_string();
                     self.failed = Some(error);
                     return Err(std::io::Error::other(text));
                 }
-                None => break,
+                Ok(None) => break,
             }
         }
         Ok(&self.current)
