@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::text_parts::{Pass, map_range, pass};
+use super::text_parts::{Pass, check_size, map_range, pass};
 use crate::error::{Error, Result};
 
 /// How much of a mapped part the decoder is handed at a time (it keeps no copy of whole
@@ -121,11 +121,11 @@ impl PartSource {
                 }
                 let until = first_request_end(end, self.size);
                 let mut stream = stream.unwrap_or_else(|| object.bytes_from(from, until));
-                let mut next = from;
                 // No byte has come yet from the request being read.
                 let mut fresh = true;
                 loop {
                     let Some(bytes) = stream.next_bytes()? else {
+                        let next = range.next;
                         if range.is_done() || next >= self.size {
                             break;
                         }
@@ -148,7 +148,6 @@ impl PartSource {
                         continue;
                     };
                     fresh = false;
-                    next += bytes.len() as u64;
                     let (lines, after) = range.cut(&bytes);
                     if !lines.is_empty() && each(lines, after)?.is_break() {
                         return Ok(ControlFlow::Break(()));
@@ -164,7 +163,7 @@ impl PartSource {
     }
 
     /// Counts the lines that start in `start..end` and finds the last header among them
-    /// (see [`pass`]); `file_start`: `start` is the file's first byte.
+    /// (see [`pass`]); from byte 0, the first line is the file's (its byte order mark).
     pub fn count(
         &self,
         start: u64,
@@ -405,16 +404,7 @@ impl ByteStream for FileStream {
             Some(file) => file,
             None => {
                 let mut file = File::open(&self.path).map_err(io)?;
-                let now = file.metadata().map_err(io)?.len();
-                if now != self.size {
-                    return Err(Error::invalid(
-                        &location,
-                        format!(
-                            "the file changed while it was read ({} bytes when listed, {now} now)",
-                            self.size
-                        ),
-                    ));
-                }
+                check_size(&file, self.size).map_err(io)?;
                 file.seek(SeekFrom::Start(self.offset)).map_err(io)?;
                 self.file.insert(file)
             }

@@ -82,9 +82,11 @@ fn start_get_from(
 ) -> PendingGet {
     // The HTTP range of the bytes from `at` on.
     let range = move |at: u64| match until {
-        Some(until) => Some(format!("bytes={at}-{}", until.saturating_sub(1))),
-        None => (at > 0).then(|| format!("bytes={at}-")),
+        Some(until) => format!("bytes={at}-{}", until.saturating_sub(1)),
+        None => format!("bytes={at}-"),
     };
+    // The whole object is asked for without a range.
+    let ranged = from > 0 || until.is_some();
     let (tx, rx) = mpsc::channel(BUFFERS_AHEAD);
     let pending = PendingGet {
         rx,
@@ -100,7 +102,7 @@ fn start_get_from(
                 .get_object()
                 .bucket(&url.bucket)
                 .key(&url.key)
-                .set_range(range(from))
+                .set_range(ranged.then(|| range(from)))
                 .set_if_match(etag.clone())
                 .send()
                 .await;
@@ -128,7 +130,7 @@ fn start_get_from(
                 return;
             }
         };
-        if range(from).is_some() && !starts_at(output.content_range(), from) {
+        if ranged && !starts_at(output.content_range(), from) {
             let _ = tx.send(Err(range_ignored(&url, from))).await;
             return;
         }
@@ -177,9 +179,7 @@ fn start_get_from(
                         .get_object()
                         .bucket(&url.bucket)
                         .key(&url.key)
-                        .set_range(
-                            range(from + received).or_else(|| Some(format!("bytes={received}-"))),
-                        )
+                        .range(range(from + received))
                         .set_if_match(etag.clone())
                         .send()
                         .await;

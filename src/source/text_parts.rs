@@ -369,7 +369,8 @@ pub(super) fn map_range(
     Ok((map, (start - offset) as usize))
 }
 
-fn check_size(file: &File, size: u64) -> std::io::Result<()> {
+/// Whether `file` still has the `size` it was listed (and cut) with.
+pub(super) fn check_size(file: &File, size: u64) -> std::io::Result<()> {
     let now = file.metadata()?.len();
     if now != size {
         return Err(std::io::Error::other(format!(
