@@ -35,20 +35,10 @@ pub(super) fn read_part(
         .map(|(line, text)| (*line, text.as_str()));
     decoder.start_part(source.location(), Some(part.lines_before), header)?;
     let reading = part.ledger.as_ref().map(|l| l.reading(part.index));
-    let mut lines = LineFeed::default();
-    let read = source.read_lines(part.start, part.end, false, stream, &mut |chunk, after| {
-        if lines.chunk_ref(chunk, decoder, emit)?.is_break() {
-            return Ok(ControlFlow::Break(()));
-        }
-        if let Some(reading) = &reading {
-            report_progress(reading, decoder, after, part.lines_before);
-        }
-        Ok(ControlFlow::Continue(()))
-    })?;
-    if read.is_break() {
-        return Ok(ControlFlow::Break(()));
+    let flow = decode_lines(source, part, stream, decoder, reading.as_ref(), emit)?;
+    if flow.is_break() {
+        return Ok(flow);
     }
-    let flow = lines.end(decoder, emit)?;
     if let Some(reading) = reading {
         let before = part.lines_before;
         let header = decoder
@@ -91,19 +81,15 @@ pub(super) fn read_assumed_part(
     let mut held = Held::new(ledger, context, location);
     let decoded = (|| -> Result<ControlFlow<()>> {
         let mut pass_on = |batch| held.pass_on(batch, part, source, emit);
-        let mut lines = LineFeed::default();
-        let read =
-            source.read_lines(part.start, part.end, false, stream, &mut |chunk, after| {
-                if lines
-                    .chunk_ref(chunk, &mut decoder, &mut pass_on)?
-                    .is_break()
-                {
-                    return Ok(ControlFlow::Break(()));
-                }
-                report_progress(&reading, &decoder, after, 0);
-                Ok(ControlFlow::Continue(()))
-            })?;
-        if read.is_break() || lines.end(&mut decoder, &mut pass_on)?.is_break() {
+        let read = decode_lines(
+            source,
+            part,
+            stream,
+            &mut decoder,
+            Some(&reading),
+            &mut pass_on,
+        );
+        if read?.is_break() {
             return Ok(ControlFlow::Break(()));
         }
         Ok(match decoder.flush()? {
@@ -146,6 +132,35 @@ pub(super) fn read_assumed_part(
         None => ledger.start_of(part.index, source, true)?,
     };
     read_from(source, part, start, options, stats, emit)
+}
+
+/// Feeds the lines of `part` through `decoder` to its end, telling the parts after it
+/// (through `reading`) how far it has got.
+fn decode_lines(
+    source: &PartSource,
+    part: &TextPart,
+    stream: Option<Box<dyn ByteStream>>,
+    decoder: &mut Decoder,
+    reading: Option<&Reading>,
+    emit: &mut dyn FnMut(RecordBatch) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>> {
+    // Lines are numbered from the file's start (an assumed part's, with none before it, from
+    // the part's own).
+    let lines_before = part.lines_before;
+    let mut lines = LineFeed::default();
+    let read = source.read_lines(part.start, part.end, false, stream, &mut |chunk, after| {
+        if lines.chunk_ref(chunk, decoder, emit)?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+        if let Some(reading) = reading {
+            report_progress(reading, decoder, after, lines_before);
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if read.is_break() {
+        return Ok(ControlFlow::Break(()));
+    }
+    lines.end(decoder, emit)
 }
 
 /// Tells the parts after this one how far it has been read: up to the line the decoder
