@@ -12,9 +12,9 @@ use super::baseline::{Baseline, BaselineMeta};
 use super::catalog::DetectCatalog;
 use super::finding::{Finding, Severity};
 use super::incident::{Incident, assign_incidents};
-use super::tables::{Table, register, run};
+use super::tables::{Table, register, run, run_spread};
 use crate::error::{Error, Result};
-use crate::query::FlowsSession;
+use crate::query::{FlowsSession, Spread};
 
 /// Hourly metrics added after baselines were first stored, and the detectors that need them.
 const LATER_METRICS: &[(&str, &str)] = &[
@@ -118,7 +118,13 @@ impl<'a> Pipeline<'a> {
     /// reads `flows`. Nothing is registered, so the next period's rollup can be read while
     /// this one's is summarised.
     pub async fn rollup(&self, since: i64, until: i64) -> Result<Table> {
-        self.step_only("rollup", &[("since", since), ("until", until)])
+        self.rollup_spread(since, until, Spread::Cores).await
+    }
+
+    /// [`Pipeline::rollup`] planned as `spread` says: [`Spread::One`] for a rollup read
+    /// beside another.
+    pub async fn rollup_spread(&self, since: i64, until: i64, spread: Spread) -> Result<Table> {
+        self.step_spread("rollup", &[("since", since), ("until", until)], spread)
             .await
     }
 
@@ -294,9 +300,19 @@ impl<'a> Pipeline<'a> {
 
     /// Runs a step without registering its result.
     async fn step_only(&self, name: &str, values: &[(&str, i64)]) -> Result<Table> {
+        self.step_spread(name, values, Spread::Cores).await
+    }
+
+    /// [`Pipeline::step_only`], planned as `spread` says if it reads `flows`.
+    async fn step_spread(
+        &self,
+        name: &str,
+        values: &[(&str, i64)],
+        spread: Spread,
+    ) -> Result<Table> {
         let started = Instant::now();
         let sql = self.catalog.step(name, values)?;
-        let table = run(self.session, name, &sql).await?;
+        let table = run_spread(self.session, name, &sql, spread).await?;
         tracing::debug!(
             "step {name}: {} rows in {:.2} s",
             table.rows(),

@@ -7,14 +7,24 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
-use crate::query::FlowsSession;
+use crate::query::{FlowsSession, Spread};
 pub use crate::table::{Table, from_parquet, to_parquet};
 
 /// Runs `sql` and returns every row: on the session's cluster when it reads `flows` and
 /// there is one, here otherwise (on one partition when it reads only earlier steps' tables).
 pub(crate) async fn run(session: &FlowsSession, step: &str, sql: &str) -> Result<Table> {
+    run_spread(session, step, sql, Spread::Cores).await
+}
+
+/// [`run`], a query that reads `flows` here planned as `spread` says.
+pub(crate) async fn run_spread(
+    session: &FlowsSession,
+    step: &str,
+    sql: &str,
+    spread: Spread,
+) -> Result<Table> {
     let location = format!("detect step {step}");
-    let collected = session.collect(&location, sql).await?;
+    let collected = session.collect_spread(&location, sql, spread).await?;
     // -vvv: where a step's time went, for whoever tunes a detector's SQL.
     if tracing::enabled!(tracing::Level::TRACE) {
         let shown = DisplayableExecutionPlan::with_metrics(collected.plan.as_ref()).indent(true);

@@ -20,4 +20,4 @@ pub(crate) use functions::protocol_name;
 pub use functions::{FUNCTION_DOCS, is_private};
 pub use library::{NamedQuery, QueryLibrary, QueryOrigin};
 pub(crate) use library::{QueryParam, literal};
-pub use session::{FlowsConfig, FlowsSession, default_memory_limit};
+pub use session::{FlowsConfig, FlowsSession, Spread, default_memory_limit};
