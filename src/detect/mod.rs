@@ -254,12 +254,8 @@ async fn fold_periods_then(
     // Periods with no records before the first that has some: covered by that one's summary.
     let mut empty_before = Vec::new();
     for (i, &(since, until)) in chunks.iter().enumerate() {
-        let this = match ready.pop_front() {
-            Some(table) => table,
-            None => match ahead.next().await {
-                Some(table) => table?,
-                None => break,
-            },
+        let Some(this) = next_in_order(&mut ready, &mut ahead).await? else {
+            break;
         };
         fill(&mut ahead, &ready, &mut queued);
         let last = i + 1 == chunks.len();
@@ -298,11 +294,19 @@ async fn fold_periods_then(
             }
         };
     }
-    let next = match ready.pop_front() {
-        Some(table) => Some(table),
-        None => ahead.next().await.transpose()?,
-    };
+    let next = next_in_order(&mut ready, &mut ahead).await?;
     Ok((into, next))
+}
+
+/// The next rollup in reading order: one that finished early, else the first being read.
+async fn next_in_order<F: Future<Output = Result<Table>>>(
+    ready: &mut VecDeque<Table>,
+    ahead: &mut FuturesOrdered<F>,
+) -> Result<Option<Table>> {
+    match ready.pop_front() {
+        Some(table) => Ok(Some(table)),
+        None => ahead.next().await.transpose(),
+    }
 }
 
 /// The days of a session's records, for work that must see every record once (a
