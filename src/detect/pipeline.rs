@@ -42,6 +42,37 @@ pub struct DetectReport {
     pub warnings: Vec<String>,
 }
 
+/// Whether every row of a rollup with an address carries its records' flow-direction
+/// field, so `traffic` needs no interface's own addresses to tell its direction (NODATA
+/// and SKIPDATA records have neither).
+fn every_row_has_a_direction(rollup: &Table) -> bool {
+    let [Ok(direction), Ok(src), Ok(dst)] =
+        ["flow_direction", "srcaddr", "dstaddr"].map(|name| rollup.schema.index_of(name))
+    else {
+        return false;
+    };
+    rollup.batches.iter().all(|batch| {
+        let (direction, src, dst) = (
+            batch.column(direction),
+            batch.column(src),
+            batch.column(dst),
+        );
+        direction.null_count() == 0
+            || (0..batch.num_rows())
+                .all(|i| direction.is_valid(i) || (src.is_null(i) && dst.is_null(i)))
+    })
+}
+
+/// An empty `local_addrs`: no row of the period needs it.
+fn no_local_addrs() -> Table {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let field = |name| Field::new(name, DataType::Utf8, true);
+    Table {
+        schema: std::sync::Arc::new(Schema::new(vec![field("interface_id"), field("addr")])),
+        batches: Vec::new(),
+    }
+}
+
 /// The values a window's steps and detectors are rendered with.
 fn window_values(start: i64, end: i64) -> [(&'static str, i64); 4] {
     [
@@ -149,9 +180,9 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Rolls up the records that end in `[since, until)` and reduces them to that period's
-    /// summary: hourly metrics, peers and services per interface. The period's `traffic`,
-    /// `hour_metrics` and `local_addrs` stay registered (detection examines the last period
-    /// summarised); its rollup is dropped.
+    /// summary: hourly metrics, peers and services per interface. The period's `traffic` and
+    /// `hour_metrics` stay registered (detection examines the last period summarised); its
+    /// rollup is dropped.
     pub async fn summarise(&self, since: i64, until: i64) -> Result<Baseline> {
         let rollup = self.rollup(since, until).await?;
         self.summarise_rollup(&rollup, since, until).await
@@ -164,7 +195,15 @@ impl<'a> Pipeline<'a> {
         since: i64,
         until: i64,
     ) -> Result<Baseline> {
-        self.local_view(rollup).await?;
+        // `traffic` places by address only the rows whose records lack the flow-direction
+        // field: when none does, the two steps that find the addresses are skipped (`examine`
+        // always runs them: `recent` also reads records the rollup lacks).
+        if every_row_has_a_direction(rollup) {
+            register(self.ctx, "rollup", rollup)?;
+            register(self.ctx, "local_addrs", &no_local_addrs())?;
+        } else {
+            self.local_view(rollup).await?;
+        }
         let history = self.traffic_view().await?;
         let values = [("since", since), ("until", until)];
         // Peers and services side by side: independent queries keep both cores busy.
@@ -182,8 +221,8 @@ impl<'a> Pipeline<'a> {
         })
     }
 
-    /// Registers a period's rollup and the addresses each interface owns (`local_addrs`),
-    /// which is all that reading the period's records one by one (`recent`) needs.
+    /// Registers a period's rollup and the addresses each interface owns (`local_addrs`):
+    /// what `traffic` and `recent` place rows without a direction by.
     async fn local_view(&self, rollup: &Table) -> Result<()> {
         register(self.ctx, "rollup", rollup)?;
         self.step("addr_shares", &[]).await?;
@@ -764,4 +803,47 @@ fn dedupe(findings: Vec<Finding>) -> Vec<Finding> {
 /// Whether any finding is at or above `severity` (for `--fail-on`).
 pub fn any_at_or_above(findings: &[Finding], severity: Severity) -> bool {
     findings.iter().any(|f| f.severity >= severity)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{RecordBatch, StringArray};
+
+    use super::*;
+
+    fn rollup(rows: &[[Option<&str>; 3]]) -> Table {
+        let column = |i: usize| Arc::new(StringArray::from_iter(rows.iter().map(|r| r[i]))) as _;
+        let batch = RecordBatch::try_from_iter([
+            ("flow_direction", column(0)),
+            ("srcaddr", column(1)),
+            ("dstaddr", column(2)),
+        ])
+        .unwrap();
+        Table {
+            schema: batch.schema(),
+            batches: vec![batch],
+        }
+    }
+
+    #[test]
+    fn only_rows_with_an_address_and_no_direction_need_the_interfaces_addresses() {
+        let directed = [Some("ingress"), Some("10.0.0.1"), Some("10.0.0.2")];
+        let nodata = [None, None, None];
+        let undirected = [None, Some("10.0.0.1"), Some("10.0.0.2")];
+        let half = [None, None, Some("10.0.0.2")];
+        assert!(every_row_has_a_direction(&rollup(&[directed, directed])));
+        // NODATA and SKIPDATA records carry no field at all: no address to place them by.
+        assert!(every_row_has_a_direction(&rollup(&[directed, nodata])));
+        assert!(!every_row_has_a_direction(&rollup(&[directed, undirected])));
+        assert!(!every_row_has_a_direction(&rollup(&[nodata, half])));
+        assert!(every_row_has_a_direction(&rollup(&[])));
+        // A table without the columns (never a rollup) is not taken for a directed one.
+        let other = Table {
+            schema: Arc::new(arrow::datatypes::Schema::empty()),
+            batches: Vec::new(),
+        };
+        assert!(!every_row_has_a_direction(&other));
+    }
 }

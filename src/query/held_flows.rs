@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::ExecutionPlan;
@@ -172,7 +173,7 @@ pub(crate) fn served_once_table(
         .map(|batches| {
             Arc::new(ServedPartition {
                 schema: schema.clone(),
-                batches: Mutex::new(batches),
+                batches: Mutex::new(Some(batches)),
             }) as Arc<dyn PartitionStream>
         })
         .collect();
@@ -181,7 +182,8 @@ pub(crate) fn served_once_table(
 
 struct ServedPartition {
     schema: SchemaRef,
-    batches: Mutex<Vec<RecordBatch>>,
+    /// `None` once read.
+    batches: Mutex<Option<Vec<RecordBatch>>>,
 }
 
 impl std::fmt::Debug for ServedPartition {
@@ -195,11 +197,20 @@ impl PartitionStream for ServedPartition {
         &self.schema
     }
 
+    /// A second read, or a query that reads `flows` twice (a self-join, a UNION of two
+    /// filters), finds the rows gone: an error, never a silently partial answer.
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let batches = std::mem::take(&mut *lock(&self.batches));
+        let rows = match lock(&self.batches).take() {
+            Some(batches) => batches.into_iter().map(Ok).collect(),
+            None => vec![Err(DataFusionError::Execution(
+                "the held records of `flows` were already read: a query served them must \
+                 read `flows` once"
+                    .to_string(),
+            ))],
+        };
         Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),
-            futures::stream::iter(batches.into_iter().map(Ok)),
+            futures::stream::iter(rows),
         ))
     }
 }
@@ -288,8 +299,16 @@ mod tests {
         let served = served_once_table(lock(&kept).schema(), parts).unwrap();
         ctx.register_table("t", Arc::new(served)).unwrap();
         assert_eq!(sum(&ctx).await, Some(36));
-        // Served once: the batches were let go as they were read.
-        assert_eq!(sum(&ctx).await, None);
+        // Served once: the batches were let go as they were read, and reading again is an
+        // error rather than an empty table.
+        let again = ctx
+            .sql("SELECT sum(n) FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        let message = again.unwrap_err().to_string();
+        assert!(message.contains("already read"), "{message}");
     }
 
     #[tokio::test]

@@ -2,14 +2,19 @@
 -- description: The rollup seen from each interface: direction, remote side, its network, the service port and which side offers it. A port above 1023 that the rollup folded away as a client's, but that met many different ports on the other side, is a service (gRPC on 50051, NodePorts, an exporter above the ephemeral range): its rows are turned around
 -- param: min_client_ports int = 5: different ports on the other side a folded port must meet to be taken for a service
 -- uses: is_private_ip, ip_network (flowlens functions)
+-- A row's direction is its record's flow-direction field where the format has one; only rows
+-- without it are placed by the interface's own addresses (two joins that would otherwise
+-- probe every row).
 WITH sided AS (
+  SELECT r.*, r.flow_direction AS direction FROM rollup r WHERE r.flow_direction IS NOT NULL
+  UNION ALL
   SELECT r.*,
-         CASE WHEN r.flow_direction IS NOT NULL THEN r.flow_direction
-              WHEN d.addr IS NOT NULL THEN 'ingress'
+         CASE WHEN d.addr IS NOT NULL THEN 'ingress'
               WHEN s.addr IS NOT NULL THEN 'egress' END AS direction
   FROM rollup r
   LEFT JOIN local_addrs d ON d.interface_id = r.interface_id AND d.addr = r.dstaddr
   LEFT JOIN local_addrs s ON s.interface_id = r.interface_id AND s.addr = r.srcaddr
+  WHERE r.flow_direction IS NULL
 ),
 ported AS (
   SELECT *,
