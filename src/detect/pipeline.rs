@@ -63,14 +63,21 @@ fn every_row_has_a_direction(rollup: &Table) -> bool {
     })
 }
 
-/// An empty `local_addrs`: no row of the period needs it.
-fn no_local_addrs() -> Table {
-    use arrow::datatypes::{DataType, Field, Schema};
-    let field = |name| Field::new(name, DataType::Utf8, true);
-    Table {
-        schema: std::sync::Arc::new(Schema::new(vec![field("interface_id"), field("addr")])),
+/// An empty `local_addrs` for `rollup`, whose columns its own are taken from: no row of
+/// the period needs it.
+fn no_local_addrs(rollup: &Table) -> Result<Table> {
+    let field = |name: &str| {
+        rollup
+            .schema
+            .field_with_name(name)
+            .map(|f| f.clone().with_nullable(true))
+            .map_err(|e| Error::query("detect step local_addrs", e.into()))
+    };
+    let fields = vec![field("interface_id")?, field("srcaddr")?.with_name("addr")];
+    Ok(Table {
+        schema: std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
         batches: Vec::new(),
-    }
+    })
 }
 
 /// The values a window's steps and detectors are rendered with.
@@ -200,7 +207,7 @@ impl<'a> Pipeline<'a> {
         // always runs them: `recent` also reads records the rollup lacks).
         if every_row_has_a_direction(rollup) {
             register(self.ctx, "rollup", rollup)?;
-            register(self.ctx, "local_addrs", &no_local_addrs())?;
+            register(self.ctx, "local_addrs", &no_local_addrs(rollup)?)?;
         } else {
             self.local_view(rollup).await?;
         }
